@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import ast
-import builtins
 import datetime as _dt
 import importlib
 import io
@@ -40,6 +39,7 @@ from persistent.mapping import PersistentMapping
 from batos_lab.errors import DoesNotUnderstand, MethodSourceError, SlotError
 
 __all__ = [
+    "KERNEL_SELECTORS",
     "Message",
     "Method",
     "NativeMethod",
@@ -125,16 +125,14 @@ def summarize(value: Any, width: int = 60) -> str:
 MethodCompiler = Callable[[str, str], Callable[..., Any]]
 
 
-def _plain_compile(source: str, name: str) -> Callable[..., Any]:
-    """Compile method source in a fresh namespace that sees nothing of the kernel."""
-    namespace: dict[str, Any] = {"__builtins__": builtins, "__name__": f"batos_method_{name}"}
-    code = compile(source, f"<method {name}>", "exec")
-    exec(code, namespace)  # the namespace is private to this method
-    functions = [v for v in namespace.values() if isinstance(v, types.FunctionType)]
-    return functions[0]
+def _sandbox_compile(source: str, name: str) -> Callable[..., Any]:
+    """The default compiler: audited by the guardian, run restricted and under limits."""
+    from batos_lab.sandbox import compile_method
+
+    return compile_method(source, name)
 
 
-_compiler: MethodCompiler = _plain_compile
+_compiler: MethodCompiler = _sandbox_compile
 
 
 def set_method_compiler(compiler: MethodCompiler) -> MethodCompiler:
@@ -167,7 +165,12 @@ def parse_method_source(name: str, source: str) -> ast.FunctionDef:
             "Fix the source and define it again."
         ) from None
     functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
-    others = [node for node in tree.body if not isinstance(node, ast.FunctionDef)]
+    # imports may precede the function; the guardian decides which modules are allowed
+    others = [
+        node
+        for node in tree.body
+        if not isinstance(node, ast.FunctionDef | ast.Import | ast.ImportFrom)
+    ]
     if len(functions) != 1 or others:
         raise MethodSourceError(
             f"The source of method '{name}' must be exactly one function definition; found "
@@ -192,10 +195,15 @@ class Method(Persistent):
     """
 
     def __init__(self, name: str, source: str, provenance: dict[str, Any] | None = None) -> None:
+        from batos_lab.guardian import audit
+
         parse_method_source(name, source)
+        report = audit(source, name)  # raises GuardianRejection naming the rule and the line
         self.name = name
-        self.source = source
-        meta = {"author": "hand", "created": _dt.datetime.now(_dt.UTC).isoformat()}
+        self.source = report.source
+        meta: dict[str, Any] = {"author": "hand", "created": _dt.datetime.now(_dt.UTC).isoformat()}
+        if report.fixes:
+            meta["autofix"] = list(report.fixes)
         meta.update(provenance or {})
         self.provenance = _persistify(meta)
 
@@ -310,7 +318,7 @@ def _check_slot_name(name: Any) -> None:
             f"Slot name {name!r} starts with '_': such names belong to the persistence "
             "machinery and are never slots."
         )
-    if base in _KERNEL_API:
+    if base in KERNEL_SELECTORS:
         raise SlotError(
             f"Slot name {name!r} is a selector of the kernel itself; choose another name."
         )
@@ -603,4 +611,6 @@ class UvmObject(Persistent):
 
 
 #: Names of the kernel's own API: they can never be slots, or the slot would be unreachable.
-_KERNEL_API = frozenset(n for n in vars(UvmObject) if not n.startswith("_")) | {"doesNotUnderstand"}
+KERNEL_SELECTORS = frozenset(n for n in vars(UvmObject) if not n.startswith("_")) | {
+    "doesNotUnderstand"
+}

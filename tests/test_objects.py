@@ -147,7 +147,6 @@ def test_method_compiles_lazily_into_a_volatile_cache(tmp_path) -> None:
         ("x = 1", "exactly one function"),
         ("def a(self):\n    pass\ndef b(self):\n    pass", "exactly one function"),
         ("def f():\n    return 1", "receiver as its first parameter"),
-        ("import os\ndef f(self):\n    return 1", "exactly one function"),
     ],
 )
 def test_bad_method_source_is_refused_and_nothing_changes(source: str, match: str) -> None:
@@ -300,3 +299,19 @@ def test_send_cache_follows_other_transactions_and_aborts(image: Image) -> None:
     image.abort()
     assert child.value == 5
     other.close()
+
+
+def test_every_defined_method_passes_the_guardian() -> None:
+    from batos_lab.errors import GuardianRejection
+
+    obj = UvmObject(name="o", count=0)
+    with pytest.raises(GuardianRejection, match="import"):
+        obj.define("f", "import os\ndef f(self):\n    return os.getcwd()")
+    with pytest.raises(GuardianRejection, match="underscore"):
+        obj.define("g", "def g(self):\n    return self._slots")
+    assert obj.slot_names() == ["name", "count"]
+    method = obj.define("bump", "def bump(self):\n    self.count = self.count + 1")
+    assert method.source.rstrip().endswith("self._p_changed = True")
+    assert method.provenance["autofix"]
+    obj.bump()
+    assert obj.count == 1

@@ -1,0 +1,476 @@
+"""The generative kernel: ``doesNotUnderstand_`` that writes, checks, installs and runs a method.
+
+When a UvmObject receives a public selector that no slot of it or of its parents answers, the
+kernel calls its ``doesNotUnderstand_`` hook. :func:`handle` is that hook once a generator is
+installed with :func:`install_generator`; :func:`jit` is the pipeline behind it:
+
+1. refuse selectors that are private, kernel API, or already a slot of another kind;
+2. build the prompt (:mod:`batos_lab.dnu_prompt`) and ask the generator, greedy first, then
+   sampled with rising temperature;
+3. extract one function named after the selector, audit it with the Persistence Guardian (the
+   covenant autofix is recorded), and trial-run it on copies of the real arguments inside a ZODB
+   savepoint that is always rolled back;
+4. on any failure, retry with the error in the prompt, up to ``max_attempts``;
+5. on success install it with provenance, commit with a note, run it for real, return its result;
+6. on final failure raise :class:`~batos_lab.errors.DoesNotUnderstand` carrying every attempt's
+   diagnostics, leave the image as it was, and write a failure record (in its own transaction,
+   on its own connection) to ``root["failures"]`` for the heartbeat.
+
+A *generator* is any callable ``(prompt, temperature, attempt) -> str``: the real model's
+adapter-free ``infer`` in use, a scripted list of replies in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+import functools
+import pickle
+import time
+import types
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, Protocol
+
+import transaction
+from BTrees.OOBTree import OOBTree
+from persistent.mapping import PersistentMapping
+
+from batos_lab.dnu_prompt import (
+    ExtractionError,
+    JITPrompt,
+    build_prompt,
+    extract_function,
+    feedback_prompt,
+    safe_repr,
+)
+from batos_lab.errors import BatosError, DoesNotUnderstand, GuardianRejection
+from batos_lab.guardian import audit
+from batos_lab.limits import Limits, paused
+from batos_lab.sandbox import compile_method
+
+__all__ = [
+    "Generator",
+    "JITSettings",
+    "generator_for",
+    "handle",
+    "install_generator",
+    "jit",
+    "jit_async",
+    "uninstall_generator",
+]
+
+HOOK_REF = "batos_lab.dnu:handle"
+
+
+class Generator(Protocol):
+    """Writes method source: ``(prompt, temperature, attempt) -> reply text``."""
+
+    def __call__(self, prompt: str, temperature: float, attempt: int) -> str: ...
+
+
+@dataclass(frozen=True)
+class JITSettings:
+    """How the JIT pipeline asks and checks.
+
+    Attributes:
+        max_attempts: generator calls before giving up.
+        temperatures: temperature per attempt (the last repeats); greedy (0.0) comes first.
+        trial_limits: limits of the trial run inside the savepoint.
+        model_id: recorded in provenance.
+        adapter: recorded in provenance (None: the base model, every adapter off).
+    """
+
+    max_attempts: int = 4
+    temperatures: tuple[float, ...] = (0.0, 0.6, 0.8, 1.0)
+    trial_limits: Limits = field(default_factory=lambda: Limits(cpu_seconds=2.0))
+    model_id: str = "unknown"
+    adapter: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts!r}.")
+        if not self.temperatures or any(t < 0 for t in self.temperatures):
+            raise ValueError(f"temperatures must be non-negative, got {self.temperatures!r}.")
+
+    def temperature(self, attempt: int) -> float:
+        """Return the temperature of attempt ``attempt`` (0-based)."""
+        return self.temperatures[min(attempt, len(self.temperatures) - 1)]
+
+
+# --- the registry of generators (volatile: one per database in this process) -----------------
+
+_REGISTRY: dict[int, tuple[Generator, JITSettings]] = {}
+
+
+def _db_of(target: Any) -> Any:
+    db = getattr(target, "db", None)
+    if callable(db):  # a ZODB Connection
+        return db()
+    if db is not None:  # an Image
+        return db
+    jar = getattr(target, "_p_jar", None)
+    if jar is not None:
+        return jar.db()
+    return target  # a DB itself
+
+
+def install_generator(
+    image: Any, generator: Generator, settings: JITSettings | None = None, *, hook: bool = True
+) -> None:
+    """Make ``generator`` write the missing methods of ``image``'s objects.
+
+    Args:
+        image: an Image (or a ZODB DB or connection).
+        generator: the callable that writes source.
+        settings: pipeline settings (defaults: :class:`JITSettings`).
+        hook: also point ``traits.doesNotUnderstand_`` at :func:`handle` and commit.
+    """
+    _REGISTRY[id(_db_of(image))] = (generator, settings or JITSettings())
+    root = getattr(image, "root", None)
+    if hook and root is not None and "traits" in root:
+        from batos_lab.objects import NativeMethod
+
+        traits = root["traits"]
+        current = traits.get_slot("doesNotUnderstand_", None)
+        if getattr(current, "ref", None) != HOOK_REF:
+            traits.set_slot("doesNotUnderstand_", NativeMethod(HOOK_REF))
+            txn = image.transaction_manager.get()
+            txn.note("dnu: the generative kernel answers unknown messages")
+            image.transaction_manager.commit()
+
+
+def uninstall_generator(image: Any) -> None:
+    """Forget the generator of ``image`` (the hook then raises DoesNotUnderstand)."""
+    _REGISTRY.pop(id(_db_of(image)), None)
+
+
+def generator_for(image: Any) -> tuple[Generator, JITSettings] | None:
+    """Return the generator and settings serving ``image``, or None when there is none.
+
+    An installed generator wins; otherwise the embedded model's adapter-free ``infer`` is used
+    when :mod:`batos_lab.llm` provides ``core_for``.
+    """
+    entry = _REGISTRY.get(id(_db_of(image)))
+    if entry is not None:
+        return entry
+    try:
+        from batos_lab.llm import core_for  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    core = core_for(image)
+
+    def infer(prompt: str, temperature: float, attempt: int) -> str:
+        reply = core.infer(
+            prompt, adapter=None, max_new_tokens=256, temperature=temperature, stop=["\n```"]
+        )
+        return str(reply.text)
+
+    model_id = str(getattr(core, "model_id", "embedded"))
+    return infer, JITSettings(model_id=model_id)
+
+
+# --- the hook and the pipeline ----------------------------------------------------------------
+
+
+def handle(receiver: Any, selector: str, *args: Any, **kwargs: Any) -> Any:
+    """The ``doesNotUnderstand_`` hook: learn the method when a generator serves the image.
+
+    Raises:
+        DoesNotUnderstand: no generator, cycle mode, or every attempt failed.
+    """
+    from batos_lab.objects import raise_does_not_understand
+
+    jar = getattr(receiver, "_p_jar", None)
+    entry = generator_for(jar) if jar is not None else None
+    if entry is None:
+        return raise_does_not_understand(receiver, selector, *args, **kwargs)
+    generator, settings = entry
+    return jit(receiver, selector, args, kwargs, generator=generator, settings=settings)
+
+
+def _mode(receiver: Any) -> str:
+    jar = getattr(receiver, "_p_jar", None)
+    if jar is None:
+        return "jit"
+    genesis = jar.root().get("genesis")
+    mode = genesis.get_slot("dnu_mode", "jit") if genesis is not None else "jit"
+    return str(mode)
+
+
+def _check_selector(receiver: Any, selector: str) -> None:
+    from batos_lab.objects import KERNEL_SELECTORS
+
+    if not isinstance(selector, str) or not selector.isidentifier() or selector.startswith("_"):
+        raise DoesNotUnderstand(
+            f"{selector!r} is not a public selector; only public identifiers are learned.",
+            receiver=receiver,
+            selector=str(selector),
+        )
+    if selector in KERNEL_SELECTORS:
+        raise DoesNotUnderstand(
+            f"{selector!r} is a selector of the kernel itself and cannot be learned.",
+            receiver=receiver,
+            selector=selector,
+        )
+    owner, value = receiver.lookup(selector)
+    if owner is not None:
+        where = "it" if owner is receiver else f"its parent {owner.short_name()}"
+        raise DoesNotUnderstand(
+            f"{receiver.short_name()} cannot learn {selector!r}: {where} already holds a slot "
+            f"of that name of another kind ({type(value).__name__}: {safe_repr(value, 40)}). "
+            "Rename the message or the slot.",
+            receiver=receiver,
+            selector=selector,
+        )
+
+
+def jit(
+    receiver: Any,
+    selector: str,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    generator: Generator,
+    settings: JITSettings | None = None,
+) -> Any:
+    """Learn ``selector`` for ``receiver`` from ``generator``, install it, and answer the call.
+
+    Args:
+        receiver: the UvmObject that received the message.
+        selector: the message name.
+        args: positional arguments of the call.
+        kwargs: keyword arguments of the call.
+        generator: writes the source.
+        settings: attempts, temperatures, trial limits, provenance labels.
+
+    Returns:
+        What the installed method returned when run for real.
+
+    Raises:
+        DoesNotUnderstand: the selector cannot be learned, the image is in cycle mode, or every
+            attempt failed (``.attempts`` holds each one's diagnostics).
+    """
+    settings = settings or JITSettings()
+    kwargs = dict(kwargs or {})
+    _check_selector(receiver, selector)
+    if _mode(receiver) != "jit":
+        raise DoesNotUnderstand(
+            f"The image is in dnu_mode={_mode(receiver)!r}: unknown messages are answered by "
+            "cognitive cycles, not JIT. Set genesis.dnu_mode = 'jit' to learn methods directly.",
+            receiver=receiver,
+            selector=selector,
+        )
+    prompt = build_prompt(receiver, selector, args, kwargs)
+    started = time.perf_counter()
+    attempts: list[dict[str, Any]] = []
+    learned = _learn(receiver, selector, args, kwargs, prompt, generator, settings, attempts)
+    if learned is None:
+        _fail(receiver, selector, args, kwargs, prompt, settings, attempts)
+    source, fixes = learned
+    provenance = {
+        "author": "jit",
+        "model": settings.model_id,
+        "adapter": settings.adapter,
+        "prompt_sha256": prompt.sha256,
+        "attempts": attempts,
+        "latency_s": round(time.perf_counter() - started, 3),
+        "created": dt.datetime.now(dt.UTC).isoformat(),
+        "autofix": fixes,
+    }
+    receiver.define(selector, source, provenance=provenance)
+    jar = getattr(receiver, "_p_jar", None)
+    if jar is not None:
+        manager = jar.transaction_manager
+        manager.get().note(f"jit: {receiver.short_name()} learned {selector}")
+        manager.commit()
+    return receiver.send(selector, *args, **kwargs)
+
+
+async def jit_async(
+    receiver: Any,
+    selector: str,
+    *args: Any,
+    generator: Generator,
+    settings: JITSettings | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Run :func:`jit` in a worker thread and await its result.
+
+    The image's connection is not thread-safe: do not use it elsewhere until this returns.
+    """
+    loop = asyncio.get_running_loop()
+    call = functools.partial(
+        jit, receiver, selector, args, kwargs, generator=generator, settings=settings
+    )
+    return await loop.run_in_executor(None, call)
+
+
+def _learn(
+    receiver: Any,
+    selector: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    prompt: JITPrompt,
+    generator: Generator,
+    settings: JITSettings,
+    attempts: list[dict[str, Any]],
+) -> tuple[str, list[str]] | None:
+    """Ask, extract, audit and trial until one attempt passes; None when none does."""
+    text = prompt.text
+    for number in range(settings.max_attempts):
+        temperature = settings.temperature(number)
+        record: dict[str, Any] = {"attempt": number, "temperature": temperature}
+        attempts.append(record)
+        began = time.perf_counter()
+        source = ""
+        try:
+            with paused():
+                reply = generator(text, temperature, number)
+            record["generate_s"] = round(time.perf_counter() - began, 3)
+            record["reply"] = str(reply)[:2000]
+            source = extract_function(str(reply), selector, prompt.header)
+            report = audit(source, selector, autofix=True)
+            source = report.source
+            _trial(receiver, selector, source, args, kwargs, settings.trial_limits)
+        except Exception as exc:  # every failure becomes feedback for the next attempt
+            record.update(stage=_stage(exc), error=_describe(exc), source=source)
+            record["latency_s"] = round(time.perf_counter() - began, 3)
+            text = feedback_prompt(prompt, source, _describe(exc))
+            continue
+        record.update(stage="ok", error=None, source=source, fixes=list(report.fixes))
+        record["latency_s"] = round(time.perf_counter() - began, 3)
+        return source, list(report.fixes)
+    return None
+
+
+def _stage(exc: BaseException) -> str:
+    if isinstance(exc, ExtractionError):
+        return "extract"
+    if isinstance(exc, GuardianRejection):
+        return "audit"
+    return "trial"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, GuardianRejection):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _trial(
+    receiver: Any,
+    selector: str,
+    source: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    limits: Limits,
+) -> None:
+    """Run the candidate on copies of the arguments; roll every change back."""
+    func = compile_method(source, selector, limits=limits)
+    trial_args, trial_kwargs = _copies(args), _copies(kwargs)
+    jar = getattr(receiver, "_p_jar", None)
+    if jar is None:
+        result = func(receiver.clone(), *trial_args, **trial_kwargs)
+        _check_result(result)
+        return
+    savepoint = jar.transaction_manager.get().savepoint()
+    try:
+        bound = types.MethodType(func, receiver)
+        _check_result(bound(*trial_args, **trial_kwargs))
+    finally:
+        savepoint.rollback()
+
+
+def _copies(value: Any) -> Any:
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # uncopyable arguments: the trial sees the originals
+        return value
+
+
+def _check_result(result: Any) -> None:
+    if isinstance(result, (types.FunctionType, types.LambdaType, types.MethodType)):
+        raise TypeError("the method returned a function; return a value instead")
+    if isinstance(result, BatosError):
+        raise TypeError("the method returned an error object; return a value instead")
+    try:
+        pickle.dumps(result)
+    except Exception:
+        from persistent import Persistent
+
+        if not isinstance(result, Persistent):
+            raise TypeError(
+                f"the method returned a {type(result).__name__}, which cannot be stored"
+            ) from None
+
+
+def _fail(
+    receiver: Any,
+    selector: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    prompt: JITPrompt,
+    settings: JITSettings,
+    attempts: list[dict[str, Any]],
+) -> NoReturn:
+    """Write the failure record on a separate connection, then raise DoesNotUnderstand."""
+    summary = "; ".join(
+        f"attempt {a['attempt'] + 1} ({a.get('stage')}): {str(a.get('error')).rstrip('.')}"
+        for a in attempts
+    )
+    record = {
+        "selector": selector,
+        "receiver_oid": receiver.oid_hex(),
+        "receiver": receiver.short_name(),
+        "args": [safe_repr(a) for a in args] + [f"{k}={safe_repr(v)}" for k, v in kwargs.items()],
+        "attempts": attempts,
+        "reason": f"no attempt passed extraction, audit and trial ({len(attempts)} tried)",
+        "model": settings.model_id,
+        "prompt_sha256": prompt.sha256,
+        "created": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    jar = getattr(receiver, "_p_jar", None)
+    if jar is not None:
+        _write_failure(jar.db(), record)
+    raise DoesNotUnderstand(
+        f"{receiver.short_name()} could not learn {selector!r}: {summary}. The image is "
+        "unchanged; a failure record was kept for the heartbeat.",
+        receiver=receiver,
+        selector=selector,
+        attempts=attempts,
+    )
+
+
+def _write_failure(db: Any, record: dict[str, Any]) -> None:
+    manager = transaction.TransactionManager()
+    conn = db.open(transaction_manager=manager)
+    try:
+        for _ in range(3):
+            try:
+                root = conn.root()
+                failures = root.get("failures")
+                if failures is None:
+                    failures = root["failures"] = OOBTree()
+                key = record["created"]
+                while key in failures:
+                    key += "+"
+                failures[key] = _persistent(record)
+                manager.get().note(f"dnu failure: {record['selector']}")
+                manager.commit()
+                return
+            except transaction.interfaces.TransientError:
+                manager.abort()
+    finally:
+        manager.abort()
+        conn.close()
+
+
+def _persistent(value: Any) -> Any:
+    if isinstance(value, dict):
+        return PersistentMapping({k: _persistent(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        from persistent.list import PersistentList
+
+        return PersistentList(_persistent(v) for v in value)
+    return value

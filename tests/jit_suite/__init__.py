@@ -1,0 +1,8 @@
+"""The JIT quality suite: tasks with checks, and a runner shared by tests and benchmarks."""
+
+from __future__ import annotations
+
+from tests.jit_suite.runner import SuiteReport, TaskResult, run_suite, run_task
+from tests.jit_suite.tasks import TASKS, Task
+
+__all__ = ["TASKS", "SuiteReport", "Task", "TaskResult", "run_suite", "run_task"]

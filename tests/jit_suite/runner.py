@@ -1,0 +1,126 @@
+"""Run JIT tasks through the real pipeline with any generator, and summarise the outcome."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from batos_lab.dnu import Generator, JITSettings, install_generator, uninstall_generator
+from batos_lab.errors import BatosError
+from batos_lab.image import Image, open_image
+from batos_lab.objects import UvmObject, set_method_compiler
+from batos_lab.sandbox import compile_method
+from tests.jit_suite.tasks import TASKS, Task
+
+
+@dataclass
+class TaskResult:
+    """What happened to one task."""
+
+    name: str
+    ok: bool
+    attempts: int
+    latency_s: float
+    error: str = ""
+    source: str = ""
+
+
+@dataclass
+class SuiteReport:
+    """All results, with the suite's headline numbers."""
+
+    results: list[TaskResult] = field(default_factory=list)
+
+    @property
+    def success_rate(self) -> float:
+        """Share of tasks whose result and state were both right."""
+        return sum(r.ok for r in self.results) / len(self.results) if self.results else 0.0
+
+    @property
+    def attempts_per_success(self) -> float:
+        """Mean generator calls of the tasks that succeeded."""
+        done = [r.attempts for r in self.results if r.ok]
+        return statistics.mean(done) if done else float("nan")
+
+    @property
+    def median_latency_s(self) -> float:
+        """Median wall time per task, from the message to the answer."""
+        return statistics.median(r.latency_s for r in self.results) if self.results else 0.0
+
+    def table(self) -> str:
+        """Return a Markdown table of every task."""
+        rows = ["| task | ok | attempts | latency (s) | error |", "|---|---|---|---|---|"]
+        for r in self.results:
+            error = r.error.replace("|", "/").replace("\n", " ")[:120]
+            rows.append(
+                f"| {r.name} | {'yes' if r.ok else 'no'} | {r.attempts} | "
+                f"{r.latency_s:.2f} | {error} |"
+            )
+        return "\n".join(rows)
+
+
+def _state_ok(task: Task, obj: UvmObject) -> tuple[bool, str]:
+    expected = {**task.slots, **task.state}
+    for name, value in expected.items():
+        actual = obj.get_slot(name, None)
+        plain = (
+            list(actual)
+            if isinstance(value, list)
+            else dict(actual)
+            if isinstance(value, dict)
+            else actual
+        )
+        if plain != value:
+            return False, f"slot {name!r} is {plain!r} afterwards, expected {value!r}"
+    return True, ""
+
+
+def run_task(image: Image, task: Task, generator: Generator, settings: JITSettings) -> TaskResult:
+    """Send the task's message to a fresh object in ``image`` and check answer and state."""
+    install_generator(image, generator, settings)
+    slots: dict[str, Any] = {"name": task.name, **task.slots}
+    obj = UvmObject(**slots)
+    obj.set_slot("parent*", image.root["traits"])
+    image[f"jit_{task.name}"] = obj
+    image.commit(f"jit suite: {task.name}")
+    started = time.perf_counter()
+    try:
+        result = getattr(obj, task.selector)(*task.args, **task.kwargs)
+    except BatosError as exc:
+        image.abort()
+        attempts = len(getattr(exc, "attempts", []) or [])
+        return TaskResult(task.name, False, attempts, time.perf_counter() - started, str(exc)[:400])
+    latency = time.perf_counter() - started
+    method = obj.get_slot(task.selector, None)
+    attempts = len(method.provenance["attempts"]) if method is not None else 0
+    source = getattr(method, "source", "")
+    if not task.result_ok(result):
+        image.abort()
+        return TaskResult(task.name, False, attempts, latency, f"answered {result!r}", source)
+    ok, why = _state_ok(task, obj)
+    image.abort()
+    return TaskResult(task.name, ok, attempts, latency, why, source)
+
+
+def run_suite(
+    generator: Generator,
+    settings: JITSettings | None = None,
+    tasks: Iterable[Task] = TASKS,
+) -> SuiteReport:
+    """Run ``tasks`` on one in-memory image with ``generator`` and return the report."""
+    settings = settings or JITSettings()
+    previous = set_method_compiler(compile_method)
+    report = SuiteReport()
+    try:
+        with open_image(None) as image:
+            try:
+                for task in tasks:
+                    report.results.append(run_task(image, task, generator, settings))
+            finally:
+                uninstall_generator(image)
+    finally:
+        set_method_compiler(previous)
+    return report
