@@ -1,0 +1,177 @@
+"""Query latency of the knowledge catalog at 10,000 chunks: BM25 mode vs bm25s, hybrid reported.
+
+Run: python -m benchmarks.catalog_query   (writes benchmarks/results/catalog_query.md)
+
+The corpus is synthesised from real sentences: the prose sentences of installed docstrings
+(``benchmarks/catalog_corpus.py``) form a pool of POOL unique sentences, and each synthetic
+document draws 80 of them at random (seeded), under a heading every 20. The documents go
+through the ordinary ``index_document`` path (small chunks of 20-60 words) until the catalog
+holds at least 10,000 chunks. The pool bounds the encoding work: the catalog is given a
+memoising wrapper around the real embedder, so a sentence seen before gets the vector the
+model gave it the first time (identical to re-encoding it).
+
+bm25s (k1=1.2, b=0.75, the Okapi parameters of zope.index) indexes the very same chunk texts.
+Queries are 4 content words sampled (seeded) from random chunks. Each side's time covers the
+whole call a user makes: tokenising the query, scoring, top-5 and (for the catalog) building
+the hits. The two are timed interleaved, query by query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import statistics
+import time
+
+import bm25s
+import numpy as np
+
+from batos_lab.catalog import ChunkingConfig, Embedder, KnowledgeCatalog, catalog_for, get_embedder
+from batos_lab.catalog.search import query_terms
+from batos_lab.catalog.sentences import split_sentences
+from batos_lab.image import open_image
+from benchmarks.catalog_corpus import corpus_documents
+from benchmarks.common import write_results
+
+TARGET_CHUNKS = int(os.environ.get("BENCH_CHUNKS", "10000"))
+POOL = 2000
+QUERIES = 200
+CACHE_OBJECTS = 200_000
+TOP_K = 5
+CONFIG = ChunkingConfig(min_words=20, max_words=60)
+
+
+class MemoEmbedder:
+    """The real embedder with a memo: each distinct sentence is encoded once."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.dim = inner.dim
+        self.memo: dict[str, np.ndarray] = {}
+
+    def encode(self, sentences: list[str], progress: bool = False) -> np.ndarray:
+        todo = list(dict.fromkeys(s for s in sentences if s not in self.memo))
+        if todo:
+            self.memo.update(zip(todo, self.inner.encode(todo), strict=True))
+        return np.vstack([self.memo[s] for s in sentences])
+
+
+def synthetic_documents(rng: random.Random) -> list[tuple[str, str]]:
+    """Documents of 80 pool sentences each, a heading every 20 sentences."""
+    pool: list[str] = []
+    for _, text in corpus_documents():
+        pool.extend(s for s in split_sentences(text) if 6 <= len(s.split()) <= 60)
+    pool = list(dict.fromkeys(pool))
+    rng.shuffle(pool)
+    pool = pool[:POOL]
+    docs = []
+    for n in range(1000):
+        parts = [f"# Synthetic document {n}"]
+        for section in range(4):
+            parts.append(f"## Part {section}")
+            parts.append(" ".join(rng.sample(pool, 20)))
+        docs.append((f"synthetic/{n}", "\n\n".join(parts)))
+    return docs
+
+
+def build(catalog: KnowledgeCatalog, rng: random.Random) -> float:
+    """Ingest synthetic documents until the catalog holds TARGET_CHUNKS chunks; return seconds."""
+    started = time.perf_counter()
+    for doc_id, text in synthetic_documents(rng):
+        catalog.index_document(doc_id, text, {"kind": "bench"})
+        if catalog.chunk_count() >= TARGET_CHUNKS:
+            break
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="catalog query latency vs bm25s")
+    parser.add_argument("--image", help="FileStorage path to keep (and reuse) the built catalog")
+    args = parser.parse_args()
+    with open_image(args.image) as image:
+        # ZODB's default cache keeps 400 objects per connection; a 10,000-chunk catalog has
+        # far more (chunks, index buckets), and thrashing would time unpickling, not search.
+        image.db.setCacheSize(CACHE_OBJECTS)
+        catalog = catalog_for(image)
+        rng = random.Random(7)
+        ingest_s = 0.0
+        if catalog.chunk_count() < TARGET_CHUNKS:
+            catalog.config = CONFIG
+            image.commit("bench: small chunks")
+            catalog.use_embedder(MemoEmbedder(get_embedder()))
+            ingest_s = build(catalog, rng)
+            catalog.use_embedder(None)
+        chunks = list(catalog.chunks.values())
+        texts = [c.search_text for c in chunks]
+        ids = [c.chunk_id for c in chunks]
+        print(f"{len(chunks)} chunks ingested in {ingest_s:.0f} s")
+
+        retriever = bm25s.BM25(k1=1.2, b=0.75)
+        retriever.index(
+            bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False
+        )
+
+        queries: list[str] = []
+        while len(queries) < QUERIES:
+            words = [w for w in re.findall(r"[A-Za-z]{4,}", rng.choice(texts)) if query_terms(w)]
+            if len(words) >= 4:
+                queries.append(" ".join(rng.sample(words, 4)))
+
+        def ours(q: str) -> list[int]:
+            return [h.chunk_id for h in catalog.search(q, TOP_K, "bm25")]
+
+        def theirs(q: str) -> list[int]:
+            tokens = bm25s.tokenize([q], stopwords="en", return_ids=False, show_progress=False)
+            docs, _ = retriever.retrieve(tokens, k=TOP_K, show_progress=False)
+            return [ids[i] for i in docs[0]]
+
+        catalog.search(queries[0], TOP_K, "hybrid")  # warm the vector matrix and the model
+        for q in queries[:20]:
+            ours(q), theirs(q)
+        t_ours: list[float] = []
+        t_theirs: list[float] = []
+        t_hybrid: list[float] = []
+        overlap = 0
+        for q in queries:
+            t0 = time.perf_counter()
+            a = ours(q)
+            t1 = time.perf_counter()
+            b = theirs(q)
+            t2 = time.perf_counter()
+            catalog.search(q, TOP_K, "hybrid")
+            t3 = time.perf_counter()
+            t_ours.append(t1 - t0)
+            t_theirs.append(t2 - t1)
+            t_hybrid.append(t3 - t2)
+            overlap += len(set(a) & set(b))
+        n_docs = len(catalog)
+
+    rows = []
+    for name, times in (("catalog bm25 (zope.index Okapi)", t_ours), ("bm25s", t_theirs),
+                        ("catalog hybrid (bm25 + vector, RRF)", t_hybrid)):  # fmt: skip
+        p50, p95 = percentile(times, 50) * 1e3, percentile(times, 95) * 1e3
+        rows.append([name, f"{p50:.2f}", f"{p95:.2f}", f"{statistics.mean(times) * 1e3:.2f}"])
+    r50 = percentile(t_ours, 50) / percentile(t_theirs, 50)
+    r95 = percentile(t_ours, 95) / percentile(t_theirs, 95)
+    notes = (
+        f"{len(chunks):,} chunks from {n_docs:,} documents "
+        f"(ingest {ingest_s:.0f} s; 0 means a kept image was reused), "
+        f"{QUERIES} queries of 4 words, top {TOP_K}.\n\n"
+        f"**Ratio catalog bm25 / bm25s: p50 {r50:.2f}x, p95 {r95:.2f}x** "
+        "(target: at most 1.5x).\n\n"
+        f"Top-5 overlap between the two BM25 rankings: {overlap / (QUERIES * TOP_K):.0%} "
+        "(their tokenisers and IDF formulas differ slightly)."
+    )
+    write_results("catalog_query", "Catalog query latency at 10,000 chunks",
+                  ["engine", "p50 ms", "p95 ms", "mean ms"], rows, notes)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
