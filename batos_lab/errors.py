@@ -32,6 +32,11 @@ The tree::
     │   └── UnknownAdapter        an adapter name the image does not hold
     ├── BudgetError               a memory budget too small for what it must hold
     └── PromptError               an empty prompt, or one too long for the context
+    PSMError                      the Prototypal State Machine refused a cycle or a workflow
+    ├── WorkflowError             a workflow graph that does not compile (unknown, unreachable)
+    ├── PlanError                 a decomposition plan that is not valid JSON or names no facet
+    ├── CycleError                a cycle used wrongly (empty mission, stepped after it ended)
+    └── MindUnavailable           no model (Mind) serves the image's cycles
 
 Messages are full sentences: what was expected, what was found, and what to do.
 """
@@ -202,3 +207,23 @@ class BudgetError(CoreError):
 
 class PromptError(CoreError):
     """A prompt that is empty, or longer than the context allows."""
+
+
+class PSMError(BatosError):
+    """The Prototypal State Machine refused a cycle, a plan or a workflow."""
+
+
+class WorkflowError(PSMError):
+    """A workflow graph that does not compile: unknown or unreachable states, no terminal."""
+
+
+class PlanError(PSMError):
+    """A decomposition plan that is not valid JSON, or names facets the image does not hold."""
+
+
+class CycleError(PSMError):
+    """A cycle used wrongly: an empty mission, a step after the end, a cycle without session."""
+
+
+class MindUnavailable(PSMError):
+    """No Mind (model interface) serves the cycles of this image."""
