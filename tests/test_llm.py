@@ -162,6 +162,6 @@ def test_real_model_answers_in_persona_voices(llm_core: CognitiveCore) -> None:
     assert voices["ROBIN"] != voices["BRICK"]
     assert llm_core.manifest().mode == llm_core.mode
     counted = llm_core.infer(
-        "Count from 1 to 10, separated by commas.", max_new_tokens=40, stop=["5"]
+        "Count from 1 to 10, separated by commas.", max_new_tokens=20, stop=["5"]
     )
     assert "5" not in counted.text and "4" in counted.text and counted.finish_reason == "stop"
