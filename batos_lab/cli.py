@@ -25,14 +25,18 @@ def _image_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _model_choice(args: argparse.Namespace) -> str | None:
+    if getattr(args, "no_model", False):
+        return None
+    return str(args.model) if getattr(args, "model", None) else "embedded"
+
+
 def cmd_genesis(args: argparse.Namespace) -> int:
-    from batos_lab.genesis import tour
+    from batos_lab.genesis import ensure_genesis, tour
     from batos_lab.image import open_image
 
     with open_image(args.image, genesis=False) as image:
-        from batos_lab.genesis import ensure_genesis
-
-        created = ensure_genesis(image)
+        created = ensure_genesis(image, model=_model_choice(args))
         print(
             (
                 "genesis: created the primordial objects in "
@@ -93,7 +97,7 @@ def cmd_serve_image(args: argparse.Namespace) -> int:
 def cmd_main(args: argparse.Namespace) -> int:
     from batos_lab.mainjob import run_main_job
 
-    run_main_job(args.image)
+    run_main_job(args.image, model=_model_choice(args))
     return 0
 
 
@@ -114,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         _image_arg(p)
         p.set_defaults(func=func)
+        if name in ("genesis", "main"):
+            p.add_argument("--model", help="a local HF model folder (default: the embedded model)")
+            p.add_argument("--no-model", action="store_true", help="genesis without a base model")
         if name == "info":
             p.add_argument("--check", action="store_true", help="read every record and check it")
             p.add_argument("--history", type=int, default=5, help="transactions to list")

@@ -116,23 +116,33 @@ def _build(image: Image) -> None:
     root["objects"] = OOBTree()
 
 
-def ensure_genesis(image: Image) -> bool:
+def ensure_genesis(image: Image, *, model: str | None = None) -> bool:
     """Run genesis when the image has none; return True when it ran.
 
     Genesis is one transaction: it either creates every primordial object or nothing.
+
+    Args:
+        image: the open image.
+        model: also install a base model in ``pLLM_obj``: ``"embedded"`` for the default
+            SmolLM2-135M-Instruct, or the path of a local HF model folder. An image that exists
+            without that model gets it in a transaction of its own.
     """
-    if "genesis" in image.root:
-        return False
     created = False
 
     def run() -> None:
         nonlocal created
-        if "genesis" in image.root:  # another client won the race
-            return
-        _build(image)
-        created = True
+        if "genesis" not in image.root:  # another client may have won the race
+            _build(image)
+            created = True
+        if model is not None:
+            from batos_lab.llm import install_model
 
-    image.transact(run, note="genesis: the primordial objects")
+            install_model(image, None if model == "embedded" else model)
+
+    if "genesis" not in image.root:
+        image.transact(run, note="genesis: the primordial objects")
+    elif model is not None:
+        image.transact(run, note=f"genesis: install the base model ({model})")
     return created
 
 

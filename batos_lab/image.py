@@ -50,6 +50,10 @@ T = TypeVar("T")
 #: Conflicts retried before a transaction gives up and raises.
 DEFAULT_RETRIES = 5
 
+#: Objects each connection keeps in memory. ZODB's default (400) makes a catalog of thousands of
+#: chunks reload pickles on every search.
+CACHE_SIZE = 50_000
+
 
 def parse_zeo_address(url: str) -> tuple[str, int]:
     """Return ``(host, port)`` from ``zeo://host:port``.
@@ -379,7 +383,7 @@ def _open_file(path: Path, create: bool, read_only: bool) -> ZODB.DB:
         ) from None
     except Exception as exc:
         raise ImageCorrupted(f"The image {path} cannot be opened: {exc}.") from None
-    return ZODB.DB(storage)
+    return ZODB.DB(storage, cache_size=CACHE_SIZE)
 
 
 def _open_zeo(url: str, timeout: float) -> tuple[ZODB.DB, Callable[[], None]]:
@@ -398,7 +402,7 @@ def _open_zeo(url: str, timeout: float) -> tuple[ZODB.DB, Callable[[], None]]:
             f"No ZEO server answered at {host}:{port} within {timeout:g} s ({type(exc).__name__}). "
             "Start one with `batos serve-image --image PATH --port PORT`, or check the address."
         ) from None
-    return ZODB.DB(storage), lambda: shutil.rmtree(cache, ignore_errors=True)
+    return ZODB.DB(storage, cache_size=CACHE_SIZE), lambda: shutil.rmtree(cache, ignore_errors=True)
 
 
 def open_image(
@@ -428,7 +432,7 @@ def open_image(
     cleanup: Callable[[], None] | None = None
     if where is None:
         blobs = tempfile.mkdtemp(prefix="batos-memory-blobs-")
-        db = ZODB.DB(BlobStorage(blobs, MappingStorage()))
+        db = ZODB.DB(BlobStorage(blobs, MappingStorage()), cache_size=CACHE_SIZE)
         location = "memory"
         cleanup = lambda: shutil.rmtree(blobs, ignore_errors=True)  # noqa: E731
     elif str(where).startswith("zeo://"):

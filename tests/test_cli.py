@@ -16,15 +16,15 @@ def batos(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_genesis_then_info_then_main_resumes(image_path: Path) -> None:
-    first = batos("genesis", "--image", str(image_path))
+    first = batos("genesis", "--image", str(image_path), "--no-model")
     assert first.returncode == 0, first.stderr
     assert "created the primordial objects" in first.stdout and "ROBIN" in first.stdout
-    again = batos("genesis", "--image", str(image_path))
+    again = batos("genesis", "--image", str(image_path), "--no-model")
     assert "already exists, resuming" in again.stdout
     info = batos("info", "--image", str(image_path), "--check")
     assert info.returncode == 0, info.stderr
     assert "is sound" in info.stdout and "genesis: the primordial objects" in info.stdout
-    main = batos("main", "--image", str(image_path))
+    main = batos("main", "--image", str(image_path), "--no-model")
     assert main.returncode == 0 and "[genesis] resumed" in main.stdout
 
 
@@ -49,7 +49,7 @@ def test_user_mistakes_print_one_error_line(
 
 
 def test_corrupted_image_is_reported_by_info(image_path: Path) -> None:
-    assert batos("genesis", "--image", str(image_path)).returncode == 0
+    assert batos("genesis", "--image", str(image_path), "--no-model").returncode == 0
     image_path.write_bytes(image_path.read_bytes()[:-20])
     result = batos("info", "--image", str(image_path), "--check")
     assert (

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from batos_lab.widgets.cycle_stepper import CycleStepper
+from batos_lab.widgets.manifest_view import ManifestView
+from batos_lab.widgets.memory_inspector import MemoryInspector
 from batos_lab.widgets.object_inspector import ObjectInspector
 
-__all__ = ["ObjectInspector"]
+__all__ = ["CycleStepper", "ManifestView", "MemoryInspector", "ObjectInspector"]
