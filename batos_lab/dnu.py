@@ -22,7 +22,9 @@ adapter-free ``infer`` in use, a scripted list of replies in tests.
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import contextvars
 import copy
 import datetime as dt
 import functools
@@ -58,9 +60,13 @@ __all__ = [
     "jit",
     "jit_async",
     "uninstall_generator",
+    "use_embedded_model",
 ]
 
 HOOK_REF = "batos_lab.dnu:handle"
+
+#: set while a candidate runs on trial: unknown messages then fail instead of learning
+_ON_TRIAL: contextvars.ContextVar[bool] = contextvars.ContextVar("dnu_on_trial", default=False)
 
 
 class Generator(Protocol):
@@ -140,6 +146,23 @@ def install_generator(
             image.transaction_manager.commit()
 
 
+def use_embedded_model(image: Any, settings: JITSettings | None = None) -> Generator:
+    """Let the image's embedded model (adapters off) answer unknown messages; return it.
+
+    Args:
+        image: an open Image whose model was installed with ``install_model``.
+        settings: pipeline settings (default: :class:`JITSettings` naming the model).
+
+    Returns:
+        The installed generator (the model loads on its first call).
+    """
+    from batos_lab.dnu_model import model_generator
+
+    generator = model_generator(image)
+    install_generator(image, generator, settings or JITSettings(model_id=generator.model_id))
+    return generator
+
+
 def uninstall_generator(image: Any) -> None:
     """Forget the generator of ``image`` (the hook then raises DoesNotUnderstand)."""
     _REGISTRY.pop(id(_db_of(image)), None)
@@ -148,26 +171,25 @@ def uninstall_generator(image: Any) -> None:
 def generator_for(image: Any) -> tuple[Generator, JITSettings] | None:
     """Return the generator and settings serving ``image``, or None when there is none.
 
-    An installed generator wins; otherwise the embedded model's adapter-free ``infer`` is used
-    when :mod:`batos_lab.llm` provides ``core_for``.
+    An installed generator wins; otherwise the embedded model of the image writes the body of
+    a forced function header, every adapter disabled (:mod:`batos_lab.dnu_model`).
     """
     entry = _REGISTRY.get(id(_db_of(image)))
     if entry is not None:
         return entry
+    root = getattr(image, "root", None)
+    if root is None or callable(root) or "pLLM_obj" not in root:
+        return None  # only an open Image (not a bare connection) can load its core
+    if getattr(root["pLLM_obj"], "get_slot", lambda *a: None)("base_model", None) is None:
+        return None
     try:
         from batos_lab.llm import core_for  # type: ignore[attr-defined]
     except ImportError:
         return None
-    core = core_for(image)
+    from batos_lab.dnu_model import ModelGenerator
 
-    def infer(prompt: str, temperature: float, attempt: int) -> str:
-        reply = core.infer(
-            prompt, adapter=None, max_new_tokens=256, temperature=temperature, stop=["\n```"]
-        )
-        return str(reply.text)
-
-    model_id = str(getattr(core, "model_id", "embedded"))
-    return infer, JITSettings(model_id=model_id)
+    generator = ModelGenerator(core_for(image))
+    return generator, JITSettings(model_id=generator.model_id)
 
 
 # --- the hook and the pipeline ----------------------------------------------------------------
@@ -182,7 +204,7 @@ def handle(receiver: Any, selector: str, *args: Any, **kwargs: Any) -> Any:
     from batos_lab.objects import raise_does_not_understand
 
     jar = getattr(receiver, "_p_jar", None)
-    entry = generator_for(jar) if jar is not None else None
+    entry = generator_for(jar) if jar is not None and not _ON_TRIAL.get() else None
     if entry is None:
         return raise_does_not_understand(receiver, selector, *args, **kwargs)
     generator, settings = entry
@@ -336,7 +358,7 @@ def _learn(
         except Exception as exc:  # every failure becomes feedback for the next attempt
             record.update(stage=_stage(exc), error=_describe(exc), source=source)
             record["latency_s"] = round(time.perf_counter() - began, 3)
-            text = feedback_prompt(prompt, source, _describe(exc))
+            text = feedback_prompt(prompt, source, _hint(receiver, exc))
             continue
         record.update(stage="ok", error=None, source=source, fixes=list(report.fixes))
         record["latency_s"] = round(time.perf_counter() - began, 3)
@@ -350,6 +372,19 @@ def _stage(exc: BaseException) -> str:
     if isinstance(exc, GuardianRejection):
         return "audit"
     return "trial"
+
+
+def _hint(receiver: Any, exc: BaseException) -> str:
+    """The error as feedback for the model, with the fix when a common mistake is recognised."""
+    text = _describe(exc)
+    if isinstance(exc, NameError) and getattr(exc, "name", None):
+        if receiver.lookup(exc.name)[0] is not None:
+            return f"{text}; the slot is read as self.{exc.name}"
+    if "returned a function" in text:
+        return f"{text}; call it with ()"
+    if "returned None" in text:
+        return f"{text}; end with a return statement"
+    return text
 
 
 def _describe(exc: BaseException) -> str:
@@ -367,19 +402,67 @@ def _trial(
     limits: Limits,
 ) -> None:
     """Run the candidate on copies of the arguments; roll every change back."""
+    _check_slot_reads(receiver, selector, source)
     func = compile_method(source, selector, limits=limits)
     trial_args, trial_kwargs = _copies(args), _copies(kwargs)
     jar = getattr(receiver, "_p_jar", None)
-    if jar is None:
-        result = func(receiver.clone(), *trial_args, **trial_kwargs)
-        _check_result(result)
-        return
-    savepoint = jar.transaction_manager.get().savepoint()
+    token = _ON_TRIAL.set(True)
     try:
-        bound = types.MethodType(func, receiver)
-        _check_result(bound(*trial_args, **trial_kwargs))
+        if jar is None:
+            _check_result(func(receiver.clone(), *trial_args, **trial_kwargs))
+            return
+        savepoint = jar.transaction_manager.get().savepoint()
+        try:
+            bound = types.MethodType(func, receiver)
+            _check_result(bound(*trial_args, **trial_kwargs))
+        finally:
+            savepoint.rollback()
     finally:
-        savepoint.rollback()
+        _ON_TRIAL.reset(token)
+
+
+class UnknownSlotRead(LookupError):
+    """A candidate reads ``self.name`` where the receiver has no such slot or selector."""
+
+
+def _check_slot_reads(receiver: Any, selector: str, source: str) -> None:
+    """Refuse a candidate that reads a slot the receiver does not have (and never assigns)."""
+    func = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef))
+    reads: list[str] = []
+    written = {selector, "_p_changed"}
+    for node in ast.walk(func):
+        if not (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+        ):
+            continue
+        if isinstance(node.ctx, ast.Load):
+            reads.append(node.attr)
+        else:
+            written.add(node.attr)
+    calls_itself = any(
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "self"
+        and n.func.attr == selector
+        for n in ast.walk(func)
+    )
+    if calls_itself:
+        raise UnknownSlotRead(
+            f"the method calls self.{selector}(), itself: compute the answer from the slots."
+        )
+    for name in reads:
+        if name in written or name.startswith("_"):
+            continue
+        owner, _value = receiver.lookup(name)
+        if owner is None:
+            slots = [n for n in receiver.slot_names() if not n.endswith("*")]
+            raise UnknownSlotRead(
+                f"self.{name} is not a slot of the object; its slots are "
+                f"{', '.join(slots) or '(none)'}."
+            )
 
 
 def _copies(value: Any) -> Any:
@@ -390,7 +473,13 @@ def _copies(value: Any) -> Any:
 
 
 def _check_result(result: Any) -> None:
-    if isinstance(result, (types.FunctionType, types.LambdaType, types.MethodType)):
+    from batos_lab.objects import Message
+
+    if result is None:
+        raise TypeError("the method returned None; it must return the answer to the message")
+    if isinstance(result, Message):
+        raise TypeError(f"the method returned {result!r}; return a value instead")
+    if callable(result) and not hasattr(result, "_p_jar"):
         raise TypeError("the method returned a function; return a value instead")
     if isinstance(result, BatosError):
         raise TypeError("the method returned an error object; return a value instead")

@@ -1,9 +1,11 @@
 """The JIT prompt for a message nobody answers, and the extraction of a function from a reply.
 
-:func:`build_prompt` tells the model what it needs and nothing more: the receiver's slots with
-short value summaries, the selectors it inherits, the message with the reprs of its arguments,
-the rules a method must follow, and three worked examples. It ends with the opening of a fenced
-code block and the function's header, so even a small model only has to continue the body.
+:func:`build_prompt` tells the model what it needs and nothing more, written as a Python file
+whose comments carry the text: the rules a method must follow, five worked examples, then the
+receiver's slots with short value summaries, the selectors it inherits and the message with the
+reprs of its arguments. It ends with the function's header, so a small model completing the file
+only has to write the body (:mod:`batos_lab.dnu_model` forces that header). The persistence mark
+is left to the Guardian's autofix: examples without it measured better on the embedded model.
 
 :func:`extract_function` turns whatever came back (a continuation of the header, a fenced block,
 chatter around code, a function with the wrong name, several functions) into the source of one
@@ -32,37 +34,43 @@ __all__ = [
 ]
 
 _EXAMPLES = """\
-Example 1. Object 'tally' has slots: count = 2. Message: tally.increment(3)
-```python
-def increment(self, amount):
-    self.count = self.count + amount
-    self._p_changed = True
-    return self.count
-```
+# Example 1. Object 'clicker' has slots: clicks = 7
+# Message: clicker.click()
+def click(self):
+    self.clicks = self.clicks + 1
+    return self.clicks
 
-Example 2. Object 'card' has slots: first = 'Ada', last = 'Lovelace'. Message: card.full_name()
-```python
+# Example 2. Object 'card' has slots: first = 'Ada', last = 'Lovelace'
+# Message: card.full_name()
 def full_name(self):
     return self.first + " " + self.last
-```
 
-Example 3. Object 'shelf' has slots: books = ['Dune', 'Emma', 'Ulysses']. \
-Message: shelf.titles_longer_than(4)
-```python
+# Example 3. Object 'shelf' has slots: books = ['Dune', 'Emma', 'Ulysses']
+# Message: shelf.titles_longer_than(4)
 def titles_longer_than(self, n):
     return [title for title in self.books if len(title) > n]
-```
+
+# Example 4. Object 'inbox' has slots: notes = ['hi']
+# Message: inbox.add_note('call Bo')
+def add_note(self, text):
+    self.notes.append(text)
+    return self.notes
+
+# Example 5. Object 'letter' has slots: opening = 'Dear'
+# Message: letter.address('Bo')
+def address(self, text):
+    return f"{self.opening} {text}!"
 """
 
 _RULES = f"""\
-Rules:
-- Write exactly one function. Its first parameter is self, the object.
-- Read slots as self.name. Change a slot by assigning self.name = value.
-- If the function changes any slot, its last statement before returning is
-  self._p_changed = True
-- Return the answer to the message (do not print it).
-- Use only plain Python. You may import only: {", ".join(sorted(ALLOWED_IMPORTS))}.
-- Never use names that start with an underscore, except self._p_changed.
+# Methods of prototype objects, in plain Python. Each method:
+# - is one function whose first parameter is self, the object;
+# - reads slots as self.name and changes a slot by assigning self.name = value;
+# - returns the answer to the message (it never prints);
+# - imports nothing but {", ".join(sorted(ALLOWED_IMPORTS))};
+# - uses no name that starts with an underscore.
+# (The kernel itself appends the persistence mark self._p_changed = True to a method that
+# changes slots.)
 """
 
 
@@ -127,22 +135,24 @@ def parameter_names(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str,
 def _describe_receiver(receiver: Any) -> list[str]:
     from batos_lab.objects import Method, NativeMethod, is_parent_slot
 
-    lines = [f"Object '{_label(receiver)}' has these slots:"]
+    slots: list[str] = []
+    parents: list[str] = []
     methods: list[str] = []
     for name in receiver.slot_names():
         value = receiver.get_slot(name)
         if is_parent_slot(name):
-            lines.append(f"  {name} -> parent object '{_label(value)}'")
+            parents.append(f"{name} -> '{_label(value)}'")
         elif isinstance(value, (Method, NativeMethod)):
             methods.append(name)
-        else:
-            lines.append(f"  {name} = {safe_repr(value, 70)}")
+        elif not (name == "name" and value == _label(receiver)):  # the label already says it
+            slots.append(f"{name} = {safe_repr(value, 70)}")
+    lines = [f"# Object '{_label(receiver)}' has slots: {', '.join(slots) or '(none)'}"]
     if methods:
-        lines.append(f"It has these methods: {', '.join(methods)}")
+        lines.append(f"# It has methods: {', '.join(methods)}")
     inherited = [s for s in receiver.selectors() if not receiver.has_slot(s) and s != "name"]
     inherited = [s for s in inherited if not s.endswith("_")]
     if inherited:
-        lines.append(f"It inherits: {', '.join(inherited[:30])}")
+        lines.append(f"# It inherits: {', '.join(inherited[:12])}")
     return lines
 
 
@@ -174,16 +184,11 @@ def build_prompt(
     label = _label(receiver)
     text = "\n".join(
         [
-            "You write one Python method for an object that received a message it does not "
-            "understand yet.",
-            "",
             _RULES,
             _EXAMPLES,
-            "Now the real task.",
+            "# Now the real task.",
             *_describe_receiver(receiver),
-            f"Message: {label}.{selector}({', '.join(call_args)})",
-            f"Write the method {selector} so that it answers this message.",
-            "```python",
+            f"# Message: {label}.{selector}({', '.join(call_args)})",
             header,
         ]
     )
@@ -196,21 +201,14 @@ def build_prompt(
 
 
 def feedback_prompt(prompt: JITPrompt, source: str, error: str) -> str:
-    """Return the prompt for a retry: the original task, the failed attempt and its error."""
-    base = prompt.text[: -len(prompt.header)].rstrip().removesuffix("```python").rstrip()
-    return "\n".join(
-        [
-            base,
-            "A previous attempt was:",
-            "```python",
-            source.rstrip() or "(no code)",
-            "```",
-            f"It failed: {error}",
-            "Write a corrected method.",
-            "```python",
-            prompt.header,
-        ]
-    )
+    """Return the prompt for a retry: the original task and why the previous attempt failed.
+
+    The failed source itself is not shown: the embedded model copied it back nearly unchanged,
+    while the one-line reason alone lets a sampled attempt go another way.
+    """
+    base = prompt.text[: -len(prompt.header)].rstrip()
+    reason = " ".join(str(error).split())[:300]
+    return "\n".join([base, f"# A previous attempt failed. It failed: {reason}", prompt.header])
 
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
