@@ -34,10 +34,6 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
-import transaction
-from BTrees.OOBTree import OOBTree
-from persistent.mapping import PersistentMapping
-
 from batos_lab.dnu_prompt import (
     ExtractionError,
     JITPrompt,
@@ -47,6 +43,7 @@ from batos_lab.dnu_prompt import (
     safe_repr,
 )
 from batos_lab.errors import BatosError, DoesNotUnderstand, GuardianRejection
+from batos_lab.failures import record_failure
 from batos_lab.guardian import audit
 from batos_lab.limits import Limits, paused
 from batos_lab.sandbox import compile_method
@@ -521,7 +518,7 @@ def _fail(
     }
     jar = getattr(receiver, "_p_jar", None)
     if jar is not None:
-        _write_failure(jar.db(), record)
+        record_failure(jar.db(), record, f"dnu failure: {record['selector']}")
     raise DoesNotUnderstand(
         f"{receiver.short_name()} could not learn {selector!r}: {summary}. The image is "
         "unchanged; a failure record was kept for the heartbeat.",
@@ -529,37 +526,3 @@ def _fail(
         selector=selector,
         attempts=attempts,
     )
-
-
-def _write_failure(db: Any, record: dict[str, Any]) -> None:
-    manager = transaction.TransactionManager()
-    conn = db.open(transaction_manager=manager)
-    try:
-        for _ in range(3):
-            try:
-                root = conn.root()
-                failures = root.get("failures")
-                if failures is None:
-                    failures = root["failures"] = OOBTree()
-                key = record["created"]
-                while key in failures:
-                    key += "+"
-                failures[key] = _persistent(record)
-                manager.get().note(f"dnu failure: {record['selector']}")
-                manager.commit()
-                return
-            except transaction.interfaces.TransientError:
-                manager.abort()
-    finally:
-        manager.abort()
-        conn.close()
-
-
-def _persistent(value: Any) -> Any:
-    if isinstance(value, dict):
-        return PersistentMapping({k: _persistent(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        from persistent.list import PersistentList
-
-        return PersistentList(_persistent(v) for v in value)
-    return value

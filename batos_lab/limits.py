@@ -38,7 +38,6 @@ __all__ = ["DEFAULT_LIMITS", "SANDBOX_FILENAME_PREFIX", "Limits", "call_limited"
 SANDBOX_FILENAME_PREFIX = "<batos method"
 
 _POLL_SECONDS = 0.005
-_MISSING: Any = object()
 _REFIRE_SECONDS = 0.02
 
 

@@ -12,11 +12,10 @@ import contextlib
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-import transaction
-from BTrees.OOBTree import OOBTree
 from persistent.list import PersistentList
 from persistent.mapping import PersistentMapping
 
+from batos_lab.failures import record_failure
 from batos_lab.objects import UvmObject, _persistify
 
 if TYPE_CHECKING:
@@ -135,26 +134,4 @@ def _record_failure(slots: dict[str, Any], session: CycleSession) -> None:
         "mind": str(getattr(session.mind, "model_id", "?")),
         "created": dt.datetime.now(dt.UTC).isoformat(),
     }
-    manager = transaction.TransactionManager()
-    conn = db.open(transaction_manager=manager)
-    try:
-        for _ in range(5):
-            try:
-                root = conn.root()
-                failures = root.get("failures")
-                if failures is None:
-                    failures = root["failures"] = OOBTree()
-                key = str(record["created"])
-                while key in failures:
-                    key += "+"
-                failures[key] = PersistentMapping(
-                    {k: PersistentList(v) if isinstance(v, list) else v for k, v in record.items()}
-                )
-                manager.get().note(f"psm: cycle {session.key} failed in {record['state']}")
-                manager.commit()
-                return
-            except transaction.interfaces.TransientError:
-                manager.abort()
-    finally:
-        manager.abort()
-        conn.close()
+    record_failure(db, record, f"psm: cycle {session.key} failed in {record['state']}")
