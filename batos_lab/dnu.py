@@ -51,11 +51,14 @@ from batos_lab.sandbox import compile_method
 __all__ = [
     "Generator",
     "JITSettings",
+    "check_selector",
+    "db_of",
     "generator_for",
     "handle",
     "install_generator",
     "jit",
     "jit_async",
+    "learn",
     "uninstall_generator",
     "use_embedded_model",
 ]
@@ -106,7 +109,7 @@ class JITSettings:
 _REGISTRY: dict[int, tuple[Generator, JITSettings]] = {}
 
 
-def _db_of(target: Any) -> Any:
+def db_of(target: Any) -> Any:
     db = getattr(target, "db", None)
     if callable(db):  # a ZODB Connection
         return db()
@@ -129,7 +132,7 @@ def install_generator(
         settings: pipeline settings (defaults: :class:`JITSettings`).
         hook: also point ``traits.doesNotUnderstand_`` at :func:`handle` and commit.
     """
-    _REGISTRY[id(_db_of(image))] = (generator, settings or JITSettings())
+    _REGISTRY[id(db_of(image))] = (generator, settings or JITSettings())
     root = getattr(image, "root", None)
     if hook and root is not None and "traits" in root:
         from batos_lab.objects import NativeMethod
@@ -162,7 +165,7 @@ def use_embedded_model(image: Any, settings: JITSettings | None = None) -> Gener
 
 def uninstall_generator(image: Any) -> None:
     """Forget the generator of ``image`` (the hook then raises DoesNotUnderstand)."""
-    _REGISTRY.pop(id(_db_of(image)), None)
+    _REGISTRY.pop(id(db_of(image)), None)
 
 
 def generator_for(image: Any) -> tuple[Generator, JITSettings] | None:
@@ -171,7 +174,7 @@ def generator_for(image: Any) -> tuple[Generator, JITSettings] | None:
     An installed generator wins; otherwise the embedded model of the image writes the body of
     a forced function header, every adapter disabled (:mod:`batos_lab.dnu_model`).
     """
-    entry = _REGISTRY.get(id(_db_of(image)))
+    entry = _REGISTRY.get(id(db_of(image)))
     if entry is not None:
         return entry
     root = getattr(image, "root", None)
@@ -217,7 +220,7 @@ def _mode(receiver: Any) -> str:
     return str(mode)
 
 
-def _check_selector(receiver: Any, selector: str) -> None:
+def check_selector(receiver: Any, selector: str) -> None:
     from batos_lab.objects import KERNEL_SELECTORS
 
     if not isinstance(selector, str) or not selector.isidentifier() or selector.startswith("_"):
@@ -272,7 +275,7 @@ def jit(
     """
     settings = settings or JITSettings()
     kwargs = dict(kwargs or {})
-    _check_selector(receiver, selector)
+    check_selector(receiver, selector)
     if _mode(receiver) != "jit":
         raise DoesNotUnderstand(
             f"The image is in dnu_mode={_mode(receiver)!r}: unknown messages are answered by "
@@ -283,7 +286,7 @@ def jit(
     prompt = build_prompt(receiver, selector, args, kwargs)
     started = time.perf_counter()
     attempts: list[dict[str, Any]] = []
-    learned = _learn(receiver, selector, args, kwargs, prompt, generator, settings, attempts)
+    learned = learn(receiver, selector, args, kwargs, prompt, generator, settings, attempts)
     if learned is None:
         _fail(receiver, selector, args, kwargs, prompt, settings, attempts)
     source, fixes = learned
@@ -325,7 +328,7 @@ async def jit_async(
     return await loop.run_in_executor(None, call)
 
 
-def _learn(
+def learn(
     receiver: Any,
     selector: str,
     args: tuple[Any, ...],

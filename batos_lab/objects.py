@@ -46,6 +46,7 @@ __all__ = [
     "UvmObject",
     "flush_send_caches",
     "is_parent_slot",
+    "persistify",
     "raise_does_not_understand",
     "set_method_compiler",
     "summarize",
@@ -205,7 +206,7 @@ class Method(Persistent):
         if report.fixes:
             meta["autofix"] = list(report.fixes)
         meta.update(provenance or {})
-        self.provenance = _persistify(meta)
+        self.provenance = persistify(meta)
 
     def function(self) -> Callable[..., Any]:
         """Return the compiled function, compiling it on first use."""
@@ -266,12 +267,12 @@ def raise_does_not_understand(receiver: UvmObject, selector: str, *args: Any, **
 # --------------------------------------------------------------------------- values
 
 
-def _persistify(value: Any) -> Any:
+def persistify(value: Any) -> Any:
     """Turn plain dicts and lists (recursively) into persistent containers."""
     if type(value) is dict:
-        return PersistentMapping({k: _persistify(v) for k, v in value.items()})
+        return PersistentMapping({k: persistify(v) for k, v in value.items()})
     if type(value) is list:
-        return PersistentList(_persistify(v) for v in value)
+        return PersistentList(persistify(v) for v in value)
     return value
 
 
@@ -382,7 +383,7 @@ class UvmObject(Persistent):
             raise SlotError(
                 f"Parent slot {name!r} must hold a UvmObject, not {type(value).__name__}."
             )
-        value = _persistify(value)
+        value = persistify(value)
         _check_picklable(name, value)
         self._slots[name] = value
         self._p_changed = True

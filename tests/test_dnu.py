@@ -49,7 +49,7 @@ def jit_image() -> Iterator[Image]:
     dnu.uninstall_generator(img)
 
 
-def _learn(img: Image, gen: Scripted, selector: str, *args: Any, **kwargs: Any) -> Any:
+def learn(img: Image, gen: Scripted, selector: str, *args: Any, **kwargs: Any) -> Any:
     install_generator(img, gen, FAST)
     return getattr(img["tally"], selector)(*args, **kwargs)
 
@@ -64,7 +64,7 @@ def test_fenced_reply_with_chatter_is_learned_committed_and_answered(jit_image: 
         "Sure! Here is the method:\n```python\ndef double(self, n):\n    return n * 2\n```\n"
         "It doubles."
     )
-    assert _learn(jit_image, gen, "double", 21) == 42
+    assert learn(jit_image, gen, "double", 21) == 42
     assert "double" in _committed_selectors(jit_image)
     method = jit_image["tally"].get_slot("double")
     prov = dict(method.provenance)
@@ -78,13 +78,13 @@ def test_fenced_reply_with_chatter_is_learned_committed_and_answered(jit_image: 
 
 def test_continuation_of_the_header_is_accepted(jit_image: Image) -> None:
     gen = Scripted("    return self.count + n\n```\nDone.")
-    assert _learn(jit_image, gen, "plus", 3) == 5
+    assert learn(jit_image, gen, "plus", 3) == 5
     assert gen.prompts[0].endswith("def plus(self, n):")
 
 
 def test_wrong_function_name_is_renamed(jit_image: Image) -> None:
     gen = Scripted("def something_else(self):\n    return len(self.items)\n")
-    assert _learn(jit_image, gen, "how_many") == 3
+    assert learn(jit_image, gen, "how_many") == 3
     assert jit_image["tally"].get_slot("how_many").source.startswith("def how_many(self):")
 
 
@@ -93,7 +93,7 @@ def test_several_functions_pick_the_named_one_or_retry(jit_image: Image) -> None
         "def a(self):\n    return 1\n\ndef b(self):\n    return 2\n",
         "def helper(self):\n    return 0\n\ndef largest(self):\n    return max(self.items)\n",
     )
-    assert _learn(jit_image, gen, "largest") == 8
+    assert learn(jit_image, gen, "largest") == 8
     attempts = jit_image["tally"].get_slot("largest").provenance["attempts"]
     assert attempts[0]["stage"] == "extract"
     assert "several functions" in attempts[0]["error"]
@@ -104,7 +104,7 @@ def test_syntax_error_is_fed_back_then_fixed(jit_image: Image) -> None:
         "def total(self):\n    return sum(self.items\n",
         "def total(self):\n    return sum(self.items)\n",
     )
-    assert _learn(jit_image, gen, "total") == 12
+    assert learn(jit_image, gen, "total") == 12
     assert "It failed:" in gen.prompts[1]
     assert "does not parse" in gen.prompts[1]
     assert gen.temperatures == [0.0, 0.6]
@@ -112,7 +112,7 @@ def test_syntax_error_is_fed_back_then_fixed(jit_image: Image) -> None:
 
 def test_covenant_autofix_is_recorded(jit_image: Image) -> None:
     gen = Scripted("def bump(self, n):\n    self.count += n\n    return self.count\n")
-    assert _learn(jit_image, gen, "bump", 5) == 7
+    assert learn(jit_image, gen, "bump", 5) == 7
     method = jit_image["tally"].get_slot("bump")
     assert "self._p_changed = True" in method.source
     assert method.provenance["autofix"] == [
@@ -127,7 +127,7 @@ def test_hostile_code_is_refused_then_a_good_one_installed(jit_image: Image) -> 
         "def peek(self):\n    return self._slots\n",
         "def peek(self):\n    return self.count\n",
     )
-    assert _learn(jit_image, gen, "peek") == 2
+    assert learn(jit_image, gen, "peek") == 2
     attempts = jit_image["tally"].get_slot("peek").provenance["attempts"]
     assert [a["stage"] for a in attempts] == ["audit", "audit", "ok"]
     assert "[import]" in attempts[0]["error"] and "[underscore]" in attempts[1]["error"]
@@ -138,7 +138,7 @@ def test_infinite_loop_is_refused_at_trial(jit_image: Image) -> None:
         "def wait(self):\n    while True:\n        pass\n",
         "def wait(self):\n    return 'done'\n",
     )
-    assert _learn(jit_image, gen, "wait") == "done"
+    assert learn(jit_image, gen, "wait") == "done"
     first = jit_image["tally"].get_slot("wait").provenance["attempts"][0]
     assert first["stage"] == "trial" and "SandboxTimeout" in first["error"]
 
@@ -189,7 +189,7 @@ class Unprintable:
 
 def test_argument_whose_repr_raises(jit_image: Image) -> None:
     gen = Scripted("def accept(self, value):\n    return 'ok'\n")
-    assert _learn(jit_image, gen, "accept", Unprintable()) == "ok"
+    assert learn(jit_image, gen, "accept", Unprintable()) == "ok"
     assert "(its repr raised RuntimeError)" in gen.prompts[0]
 
 
@@ -224,7 +224,7 @@ def test_cycle_mode_defers_to_cycles(jit_image: Image) -> None:
 def test_trial_runs_on_copies_of_the_arguments(jit_image: Image) -> None:
     gen = Scripted("def stash(self, items):\n    items.append('seen')\n    return len(items)\n")
     bag: list[str] = []
-    assert _learn(jit_image, gen, "stash", bag) == 1
+    assert learn(jit_image, gen, "stash", bag) == 1
     assert bag == ["seen"]
 
 

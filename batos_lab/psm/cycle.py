@@ -29,7 +29,7 @@ from typing import Any
 import transaction
 from persistent.mapping import PersistentMapping
 
-from batos_lab.dnu import JITSettings, _db_of
+from batos_lab.dnu import JITSettings, db_of
 from batos_lab.errors import CycleError, PSMError
 from batos_lab.objects import UvmObject
 from batos_lab.psm.ending import finish, plain
@@ -259,7 +259,7 @@ def start_cycle(
     own = connection is None
     if own:
         manager = transaction.TransactionManager()
-        conn = _db_of(target).open(transaction_manager=manager)
+        conn = db_of(target).open(transaction_manager=manager)
         manager.begin()
     else:
         conn, manager = connection, connection.transaction_manager

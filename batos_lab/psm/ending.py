@@ -16,7 +16,7 @@ from persistent.list import PersistentList
 from persistent.mapping import PersistentMapping
 
 from batos_lab.failures import record_failure
-from batos_lab.objects import UvmObject, _persistify
+from batos_lab.objects import UvmObject, persistify
 
 if TYPE_CHECKING:
     from batos_lab.psm.cycle import CycleSession
@@ -82,7 +82,7 @@ def _fail(cycle: UvmObject, session: CycleSession, slots: dict[str, Any] | None 
     _roll_back(session)
     # Rolling back empties the objects the cycle created, itself included; the researcher's
     # handle on the cycle keeps a detached copy of its slots (never stored) to inspect.
-    cycle.__setstate__({"_slots": PersistentMapping(_persistify(slots))})
+    cycle.__setstate__({"_slots": PersistentMapping(persistify(slots))})
     _record_failure(slots, session)
 
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from batos_lab.dnu import JITSettings, _learn
+from batos_lab.dnu import JITSettings, learn
 from batos_lab.dnu_prompt import JITPrompt
 from batos_lab.errors import DoesNotUnderstand, PSMError
 from batos_lab.objects import Method, UvmObject, raise_does_not_understand
@@ -162,7 +162,7 @@ def ensure_facet(
     attempts: list[dict[str, Any]] = []
     began = time.perf_counter()
     with _calls(_FacetCalls(mode="trial")):
-        learned = _learn(
+        learned = learn(
             persona,
             facet,
             ("What is this about?",),

@@ -21,7 +21,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from batos_lab.dnu import _check_selector, _learn
+from batos_lab.dnu import check_selector, learn
 from batos_lab.dnu_prompt import build_prompt, safe_repr
 from batos_lab.errors import DoesNotUnderstand, GuardianRejection, PSMError
 from batos_lab.guardian import audit
@@ -74,7 +74,7 @@ def write_logic(cycle: Any) -> dict[str, Any]:
         return reply.text
 
     attempts: list[dict[str, Any]] = []
-    learned = _learn(
+    learned = learn(
         receiver, selector, args, kwargs, jit_prompt, generate, session.settings.jit, attempts
     )
     cycle.scratch["attempts"] = [dict(a) for a in attempts]
@@ -212,7 +212,7 @@ def cycle_dnu(receiver: Any, selector: str, *args: Any, **kwargs: Any) -> Any:
         DoesNotUnderstand: the selector cannot be learned, the receiver is not in an image, or
             the cycle failed (its reason is in the message; a failure record was kept).
     """
-    _check_selector(receiver, selector)
+    check_selector(receiver, selector)
     jar = receiver._p_jar
     if jar is None:
         raise DoesNotUnderstand(

@@ -374,23 +374,23 @@ _IMAGES: dict[int, weakref.ref[Any]] = {}
 
 def remember_image(image: Any) -> None:
     """Remember the Image of a database, so a ModelMind can be opened from any connection."""
-    _IMAGES[id(_db_of(image))] = weakref.ref(image)
+    _IMAGES[id(db_of(image))] = weakref.ref(image)
 
 
-def _db_of(target: Any) -> Any:
-    from batos_lab.dnu import _db_of as db_of
+def db_of(target: Any) -> Any:
+    from batos_lab.dnu import db_of
 
     return db_of(target)
 
 
 def install_mind(image: Any, mind: Mind) -> None:
     """Make ``mind`` answer the cycles of ``image`` (an Image, DB or connection)."""
-    _MINDS[id(_db_of(image))] = mind
+    _MINDS[id(db_of(image))] = mind
 
 
 def uninstall_mind(image: Any) -> None:
     """Forget the mind installed for ``image``."""
-    _MINDS.pop(id(_db_of(image)), None)
+    _MINDS.pop(id(db_of(image)), None)
 
 
 def mind_for(image: Any, *, required: bool = True) -> Mind | None:
@@ -400,11 +400,11 @@ def mind_for(image: Any, *, required: bool = True) -> Mind | None:
         MindUnavailable: none is installed, ``image`` is not an Image, or the model layer is
             missing (only when ``required``).
     """
-    mind = _MINDS.get(id(_db_of(image)))
+    mind = _MINDS.get(id(db_of(image)))
     if mind is not None:
         return mind
     if not hasattr(image, "transaction_manager") or not hasattr(image, "conn"):
-        ref = _IMAGES.get(id(_db_of(image)))
+        ref = _IMAGES.get(id(db_of(image)))
         image = (ref() if ref is not None else None) or image
     if hasattr(image, "transaction_manager") and hasattr(image, "conn"):
         try:
@@ -416,7 +416,7 @@ def mind_for(image: Any, *, required: bool = True) -> Mind | None:
                     "Install one with install_mind(image, ModelMind(image)) or a ScriptedMind."
                 ) from None
             return None
-        _MINDS[id(_db_of(image))] = mind
+        _MINDS[id(db_of(image))] = mind
         return mind
     if required:
         raise MindUnavailable(
