@@ -7,8 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import transaction
 
 from batos_lab.catalog import KnowledgeCatalog, catalog_for, embedder
+from batos_lab.catalog.knowledge import QUERY_MEMO
+from batos_lab.catalog.okapi import OkapiArrays
 from batos_lab.catalog.store import Document
 from batos_lab.errors import (
     CatalogInputError,
@@ -33,6 +36,7 @@ The wheelbarrow tyre needs air every spring.
 """
 
 KETTLE = "The copper kettle whistles on the stove. Tea leaves steep for four minutes."
+SAMOVAR = "The brass samovar hums in the corner of the room."
 
 
 def state(catalog: KnowledgeCatalog) -> tuple[Any, ...]:
@@ -267,3 +271,83 @@ def test_volatile_caches_survive_ghosting_and_follow_changes(catalog: KnowledgeC
     assert catalog._matrix() is not stacked
     assert catalog._matrix().ids.size == catalog.chunk_count()
     assert "_VOLATILE" not in str(catalog.__getstate__())
+
+
+def bm25_ids(catalog: KnowledgeCatalog, query: str) -> list[str]:
+    return [h.doc_id for h in catalog.search(query, 10, "bm25")]
+
+
+def vector_top(catalog: KnowledgeCatalog, query: str) -> str:
+    return catalog.search(query, 1, "vector")[0].doc_id
+
+
+def test_search_caches_follow_ingest_reingest_and_unindex(catalog: KnowledgeCatalog) -> None:
+    assert bm25_ids(catalog, "copper kettle") == []
+    okapi, matrix = catalog._okapi(), catalog._matrix()
+    catalog.index_document("kitchen", KETTLE)
+    assert catalog._okapi() is not okapi and catalog._matrix() is not matrix
+    assert bm25_ids(catalog, "copper kettle") == ["kitchen"]
+    assert vector_top(catalog, "a whistling kettle for tea") == "kitchen"
+    catalog.index_document("kitchen", SAMOVAR)
+    assert bm25_ids(catalog, "copper kettle") == []
+    assert bm25_ids(catalog, "brass samovar") == ["kitchen"]
+    catalog.unindex_document("kitchen")
+    assert bm25_ids(catalog, "brass samovar") == []
+    assert vector_top(catalog, "a whistling kettle for tea") == "garden"
+    okapi = catalog._okapi()
+    assert catalog._okapi() is okapi  # no change, no rebuild
+    fresh = OkapiArrays.build(catalog.text_index, "fresh")
+    assert okapi.ids.tolist() == fresh.ids.tolist() == sorted(catalog.chunks.keys())
+    assert okapi.rows == fresh.rows and (okapi.weights == fresh.weights).all()
+    sizes = catalog.cache_bytes()
+    assert sizes["okapi"] == okapi.nbytes > 0 and sizes["matrix"] == catalog._matrix().nbytes
+
+
+def test_aborted_transaction_leaves_no_stale_cache(image: Image, catalog: KnowledgeCatalog) -> None:
+    generation = catalog.generation
+    catalog.index_document("kitchen", KETTLE, commit=False)
+    assert bm25_ids(catalog, "copper kettle") == ["kitchen"]  # caches built with the kettle
+    image.abort()
+    # Another connection commits a different change: the catalog's counter is back where the
+    # caches built inside the aborted transaction left it, but its content is not theirs.
+    manager = transaction.TransactionManager()
+    other = image.db.open(transaction_manager=manager)
+    try:
+        other.root()["knowledge_catalog"].index_document("samovar", SAMOVAR)
+    finally:
+        other.close()
+    image.abort()  # start a new transaction: see the other connection's commit
+    assert catalog.generation == generation + 1
+    assert bm25_ids(catalog, "copper kettle") == []
+    assert bm25_ids(catalog, "brass samovar") == ["samovar"]
+    assert vector_top(catalog, "a whistling kettle for tea") != "kitchen"
+    assert catalog._matrix().ids.size == catalog.chunk_count()
+    catalog.index_document("kitchen", KETTLE, commit=False)
+    assert bm25_ids(catalog, "copper kettle") == ["kitchen"]
+    image.abort()
+    assert bm25_ids(catalog, "copper kettle") == []
+
+
+def test_query_embeddings_are_remembered(catalog: KnowledgeCatalog) -> None:
+    calls: list[list[str]] = []
+    shared = catalog.embedder()
+
+    class Counting:
+        dim = shared.dim
+
+        def encode(self, sentences: list[str], progress: bool = False) -> np.ndarray:
+            calls.append(list(sentences))
+            return shared.encode(sentences, progress)
+
+    catalog.use_embedder(Counting())  # type: ignore[arg-type]
+    try:
+        first = catalog.search("compost and worms", 3, "hybrid")
+        again = catalog.search("compost and worms", 3, "vector")
+        assert calls == [["compost and worms"]]
+        assert again[0].cosine == first[0].cosine or again[0].chunk_id != first[0].chunk_id
+        for n in range(QUERY_MEMO + 1):
+            catalog.search(f"spade {n}", 1, "vector")
+        catalog.search("compost and worms", 3, "vector")
+        assert calls[-1] == ["compost and worms"]  # pushed out of the memo, encoded again
+    finally:
+        catalog.use_embedder(None)

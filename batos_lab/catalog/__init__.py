@@ -1,7 +1,7 @@
 """The knowledge catalog: the image's fractal, searchable memory of the codex and its own cycles.
 
 Documents hold sections hold chunks; chunks are found by BM25 (zope.index Okapi), by cosine
-over all-MiniLM-L6-v2 embeddings, or by both fused with reciprocal rank fusion.
+over all-MiniLM-L6-v2 embeddings, or by both with their scores fused (``search.fuse``).
 
 Example:
     >>> from batos_lab.image import open_image  # doctest: +SKIP
@@ -19,7 +19,7 @@ from typing import Any
 from batos_lab.catalog.chunking import ChunkingConfig, DocumentPlan, plan_document
 from batos_lab.catalog.embedder import Embedder, SentenceEncoder, get_embedder, load_embedder
 from batos_lab.catalog.knowledge import KnowledgeCatalog
-from batos_lab.catalog.search import SearchHit, SearchResults, rrf
+from batos_lab.catalog.search import SearchHit, SearchResults, fuse, rrf
 from batos_lab.catalog.sentences import split_sentences
 from batos_lab.catalog.store import Chunk, ChunkContext, Document, IngestReport, Section
 
@@ -41,6 +41,7 @@ __all__ = [
     "Section",
     "SentenceEncoder",
     "catalog_for",
+    "fuse",
     "get_embedder",
     "ingest_codex",
     "load_embedder",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+import uuid
 import weakref
-from collections.abc import Mapping
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 from BTrees.IOBTree import IOBTree
@@ -17,7 +19,13 @@ from zope.index.text.setops import mass_weightedUnion
 from batos_lab.catalog import search as ranking
 from batos_lab.catalog.chunking import ChunkingConfig, plan_document
 from batos_lab.catalog.embedder import SentenceEncoder, get_embedder
-from batos_lab.catalog.search import SearchHit, SearchResults, VectorCache
+from batos_lab.catalog.okapi import OkapiArrays
+from batos_lab.catalog.search import (
+    SearchHit,
+    SearchResults,
+    VectorCache,
+    check_search_arguments,
+)
 from batos_lab.catalog.store import (
     MAX_DOCUMENT_BYTES,
     Chunk,
@@ -38,6 +46,9 @@ from batos_lab.errors import CatalogQueryError, DuplicateDocument
 
 #: Ingests with more sentences than this show a progress bar unless told otherwise.
 PROGRESS_SENTENCES = 2000
+#: How many recent query embeddings each catalog remembers (a widget re-runs one query often).
+QUERY_MEMO = 64
+_T = TypeVar("_T")
 
 # Volatile state of each catalog object (encoder, stacked vectors), kept outside the object:
 # ZODB ghosts objects under cache pressure and that drops ``_v_`` attributes, which would
@@ -48,11 +59,19 @@ _VOLATILE: weakref.WeakKeyDictionary[KnowledgeCatalog, dict[str, Any]] = weakref
 class KnowledgeCatalog(Persistent):
     """A persistent, searchable memory of documents, sections and chunks.
 
+    ``generation`` counts changes; ``change_stamp`` is a random token renewed with every
+    change. Volatile search structures are keyed on the stamp, not the counter: an aborted
+    transaction takes the counter back, and the next change would bring it to a value that a
+    structure built inside the aborted transaction still carries.
+
     Example:
         >>> catalog = KnowledgeCatalog()
         >>> catalog.index_document("note", "The image remembers.")  # doctest: +SKIP
         >>> catalog.search("what does the image remember?", top_k=3)  # doctest: +SKIP
     """
+
+    #: What catalogs stored before stamps existed read until their first change.
+    change_stamp = ""
 
     def __init__(self, config: ChunkingConfig | None = None) -> None:
         self.config = config or ChunkingConfig()
@@ -61,6 +80,7 @@ class KnowledgeCatalog(Persistent):
         self.text_index = new_text_index()
         self.next_chunk_id = 1
         self.generation = 0
+        self.change_stamp = ""
         self.max_document_bytes = MAX_DOCUMENT_BYTES
         self.embedder_package: str | None = None
 
@@ -87,17 +107,32 @@ class KnowledgeCatalog(Persistent):
         weights makes vector scores meaningless.
         """
         volatile = self._volatile()
+        volatile.pop("queries", None)  # embeddings of another encoder
         if embedder is None:
             volatile.pop("embedder", None)
         else:
             volatile["embedder"] = embedder
 
-    def _matrix(self) -> VectorCache:
-        """Stacked vectors of every chunk, cached until the generation moves."""
+    def _cached(self, name: str, build: Callable[[str], _T]) -> _T:
+        """The volatile structure ``name`` for the current stamp, built when missing or stale."""
         volatile = self._volatile()
-        cached: VectorCache | None = volatile.get("matrix")
-        if cached is not None and cached.generation == self.generation:
-            return cached
+        cached = volatile.get(name)
+        if cached is not None and cached.stamp == self.change_stamp:
+            return cached  # type: ignore[no-any-return]
+        volatile.pop(name, None)  # free the stale one before building its successor
+        fresh = build(self.change_stamp)
+        volatile[name] = fresh
+        return fresh
+
+    def _matrix(self) -> VectorCache:
+        """Stacked vectors of every chunk, cached until the catalog changes."""
+        return self._cached("matrix", self._stack_vectors)
+
+    def _okapi(self) -> OkapiArrays:
+        """The numpy mirror of the TextIndex's BM25 postings, cached until the catalog changes."""
+        return self._cached("okapi", lambda stamp: OkapiArrays.build(self.text_index, stamp))
+
+    def _stack_vectors(self, stamp: str) -> VectorCache:
         ids: list[np.ndarray] = []
         centroids: list[np.ndarray] = []
         sentences: list[np.ndarray] = []
@@ -108,13 +143,23 @@ class KnowledgeCatalog(Persistent):
                 centroids.append(doc.vectors())
                 sentences.append(doc.sentence_vectors())
                 counts.extend(doc.sentence_counts)
-        cache = VectorCache.build(self.generation, ids, centroids, sentences, counts)
-        volatile["matrix"] = cache
-        return cache
+        return VectorCache.build(stamp, ids, centroids, sentences, counts)
+
+    def cache_bytes(self) -> dict[str, int]:
+        """Bytes held by this process's search caches of the catalog (0 when not built)."""
+        volatile = self._volatile()
+        return {name: int(volatile[name].nbytes) if name in volatile else 0
+                for name in ("okapi", "matrix")}  # fmt: skip
 
     def _changed(self) -> None:
         self.generation += 1
-        self._volatile().pop("matrix", None)
+        self.change_stamp = uuid.uuid4().hex
+        self._drop_caches()
+
+    def _drop_caches(self) -> None:
+        volatile = self._volatile()
+        volatile.pop("matrix", None)
+        volatile.pop("okapi", None)
 
     # -- ingest -------------------------------------------------------------------------------
 
@@ -179,7 +224,9 @@ class KnowledgeCatalog(Persistent):
                 self.documents[doc_id] = doc
                 self._changed()
             except BaseException:
-                self._volatile().pop("matrix", None)
+                # An attached catalog rolls back to a state its stamp still names; a detached
+                # one keeps what was half done, which no cache may claim to mirror.
+                self._drop_caches()
                 raise
         return IngestReport(doc_id, len(plan.sentences), len(plan.sections), len(plan.chunks),
                             replaced=old is not None, seconds=time.perf_counter() - started,
@@ -287,9 +334,9 @@ class KnowledgeCatalog(Persistent):
         *,
         where: Mapping[str, Any] | None = None,
         boolean: bool = False,
-        rrf_k: int = ranking.RRF_K,
+        alpha: float = ranking.ALPHA,
     ) -> SearchResults:
-        """Rank chunks for a query by BM25, cosine or their reciprocal rank fusion.
+        """Rank chunks for a query by BM25, by vector score or by a fusion of both.
 
         Args:
             query: free text (or a zope.index boolean query when ``boolean`` is True).
@@ -297,74 +344,101 @@ class KnowledgeCatalog(Persistent):
             mode: "hybrid", "bm25" or "vector" (see :mod:`batos_lab.catalog.search`).
             where: keep only documents whose metadata has these exact values.
             boolean: parse AND/OR/NOT, "phrases" and globs in BM25 ranking.
-            rrf_k: the reciprocal-rank-fusion constant.
+            alpha: weight of the vector score in hybrid fusion, from 0 (BM25 only) to 1.
 
         Returns:
             Hits sorted by score, best first; empty with a ``note`` for empty or
             stop-word-only queries.
 
         Raises:
-            CatalogQueryError: unknown mode, bad top_k, malformed boolean query.
+            CatalogQueryError: unknown mode, bad top_k or alpha, malformed boolean query.
             EmbedderMissing: vector or hybrid mode without the embedding model.
         """
-        if mode not in ranking.MODES:
-            raise CatalogQueryError(f"Expected mode to be one of {ranking.MODES}; got {mode!r}.")
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-            raise CatalogQueryError(f"Expected top_k to be a positive int; got {top_k!r}.")
-        if not isinstance(query, str):
-            raise CatalogQueryError(f"Expected the query as str; got {type(query).__name__}.")
+        check_search_arguments(query, top_k, mode, alpha)
         out = SearchResults(query=query, mode=mode)
         terms = ranking.query_terms(query)
-        if not query.strip():
-            out.note = "The query is empty: type a few words to search for."
+        out.note = self._nothing_to_search(query, terms)
+        if out.note:
             return out
-        if not terms:
-            out.note = (
-                f"The query {query!r} has only stop words, which are not indexed; "
-                "add a content word."
-            )
-            return out
-        if not len(self.chunks):
-            out.note = "The catalog is empty: ingest some documents first."
-            return out
-        allowed = self._allowed(where)
-        depth = top_k if mode != "hybrid" else max(50, 4 * top_k)
-        bm25_all: dict[int, float] = {}
-        bm25_rank: list[int] = []
-        cos_rank: list[int] = []
-        cos_by_id: dict[int, float] = {}
-        if mode in ("bm25", "hybrid"):
-            bucket = self._bm25_boolean(query) if boolean else self._bm25_terms(terms)
-            best = ranking.bucket_top(bucket, depth, allowed)
-            bm25_rank = [cid for cid, _ in best]
-            bm25_all = dict(best)
-        if mode in ("vector", "hybrid"):
-            cache = self._matrix()
-            ids = cache.ids
-            scores = cache.scores(self.embedder().encode([query])[0])
-            if allowed is not None:
-                scores = np.where(np.isin(ids, list(allowed)), scores, -np.inf)
-            best_idx = ranking.top_indices(scores, depth)
-            best_idx = best_idx[np.isfinite(scores[best_idx])]
-            cos_rank = ids[best_idx].tolist()
-            cos_by_id = dict(zip(cos_rank, scores[best_idx].tolist(), strict=True))
+        okapi = self._okapi()
+        n = okapi.ids.size
+        allowed = self._allowed(okapi.ids, where)
+        keep = np.ones(n, dtype=bool) if allowed is None else allowed
+        bm25, matched = np.zeros(n, dtype=np.float32), np.zeros(n, dtype=bool)
+        cosine = np.zeros(n, dtype=np.float32)
+        if mode != "vector":
+            bm25, matched = self._bm25(okapi, query, terms, boolean)
+        if mode != "bm25":
+            cosine = self._matrix().aligned_scores(self._encode_query(query))
         if mode == "bm25":
-            fused = [(cid, bm25_all[cid]) for cid in bm25_rank]
+            keep, score = keep & matched, bm25
         elif mode == "vector":
-            fused = [(cid, cos_by_id[cid]) for cid in cos_rank]
+            score = cosine
         else:
-            fused = ranking.rrf([bm25_rank, cos_rank], k=rrf_k)[:top_k]
-        for cid, score in fused[:top_k]:
-            chunk = self.chunks[cid]
+            score = ranking.fuse(bm25, cosine, alpha, keep)
+        candidates = np.flatnonzero(keep)
+        best = candidates[ranking.top_indices(score[candidates], top_k)]
+        for pos in best.tolist():
+            chunk = self.chunks[int(okapi.ids[pos])]
             doc = self.documents[chunk.doc_id]
             out.append(SearchHit(
-                chunk_id=cid, doc_id=chunk.doc_id, position=chunk.position,
-                section=doc.sections[chunk.section].title, text=chunk.text, score=float(score),
-                bm25=bm25_all.get(cid), cosine=cos_by_id.get(cid),
+                chunk_id=chunk.chunk_id, doc_id=chunk.doc_id, position=chunk.position,
+                section=doc.sections[chunk.section].title, text=chunk.text,
+                score=float(score[pos]),
+                bm25=float(bm25[pos]) if matched[pos] else None,
+                cosine=float(cosine[pos]) if mode != "bm25" else None,
             ))  # fmt: skip
         if not out:
             out.note = "No chunk matched the query."
         return out
+
+    def _nothing_to_search(self, query: str, terms: list[str]) -> str:
+        """Why a search has nothing to rank (empty query, stop words, empty catalog), or ""."""
+        if not query.strip():
+            return "The query is empty: type a few words to search for."
+        if not terms:
+            return (
+                f"The query {query!r} has only stop words, which are not indexed; "
+                "add a content word."
+            )
+        if not len(self.chunks):
+            return "The catalog is empty: ingest some documents first."
+        return ""
+
+    def _bm25(
+        self, okapi: OkapiArrays, query: str, terms: list[str], boolean: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 score of every chunk (in ``okapi.ids`` order) and which chunks the query matched.
+
+        Plain queries are scored from the volatile mirror (the same scores as ``_bm25_terms``);
+        boolean ones by the TextIndex itself.
+        """
+        if not boolean:
+            scores = okapi.scores(terms)
+            return scores, scores > 0
+        bucket = self._bm25_boolean(query)
+        scores = np.zeros(okapi.ids.size, dtype=np.float32)
+        matched = np.zeros(okapi.ids.size, dtype=bool)
+        if bucket:
+            size = len(bucket)
+            keys = np.fromiter(bucket.keys(), dtype=np.int64, count=size)
+            positions = np.searchsorted(okapi.ids, keys)
+            scores[positions] = np.fromiter(bucket.values(), dtype=np.float32, count=size)
+            matched[positions] = True
+        return scores, matched
+
+    def _encode_query(self, query: str) -> np.ndarray:
+        """The query's embedding; the last QUERY_MEMO queries are remembered (per encoder)."""
+        encoder = self.embedder()
+        memo: OrderedDict[str, np.ndarray] = self._volatile().setdefault("queries", OrderedDict())
+        key = f"{id(encoder)}:{query}"
+        vector = memo.pop(key, None)
+        if vector is None:
+            vector = encoder.encode([query])[0]
+            while len(memo) >= QUERY_MEMO:
+                memo.popitem(last=False)
+        memo[key] = vector
+        return vector
 
     def _bm25_terms(self, terms: list[str]) -> Any:
         """Okapi BM25 scores of an OR of normalised terms, as a {chunk_id: score} bucket.
@@ -387,14 +461,15 @@ class KnowledgeCatalog(Persistent):
                 f"{querytext!r} is not one ({exc}). Fix it, or search with boolean=False."
             ) from None
 
-    def _allowed(self, where: Mapping[str, Any] | None) -> set[int] | None:
+    def _allowed(self, ids: np.ndarray, where: Mapping[str, Any] | None) -> np.ndarray | None:
+        """(n_chunks,) mask over ``ids`` of chunks whose document metadata matches where."""
         if not where:
             return None
-        allowed: set[int] = set()
+        allowed: list[int] = []
         for doc in self.documents.values():
             if all(doc.metadata.get(k, _MISSING) == v for k, v in where.items()):
-                allowed.update(doc.chunk_ids)
-        return allowed
+                allowed.extend(doc.chunk_ids)
+        return np.isin(ids, np.asarray(allowed, dtype=np.int64))
 
 
 _MISSING = object()

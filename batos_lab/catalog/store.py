@@ -10,7 +10,7 @@ Each document keeps its vectors in two ZODB blobs of ``numpy.save`` bytes (float
 pickle): ``embeddings``, the (n_chunks, 384) chunk centroids in the order of
 ``Document.chunk_ids``, and ``sentence_embeddings``, the (n_sentences, 384) sentence vectors
 in document order (chunk i owns ``sentence_counts[i]`` consecutive rows). Search stacks them
-into volatile matrices (outside the object), rebuilt lazily when ``generation`` moves.
+into volatile matrices (outside the object), rebuilt lazily when ``change_stamp`` moves.
 """
 
 from __future__ import annotations
