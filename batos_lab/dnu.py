@@ -32,9 +32,10 @@ import pickle
 import time
 import types
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from batos_lab.dnu_prompt import (
+    GUIDE_NAMES,
     ExtractionError,
     JITPrompt,
     build_prompt,
@@ -49,9 +50,12 @@ from batos_lab.limits import Limits, paused
 from batos_lab.sandbox import compile_method
 
 __all__ = [
+    "CandidateGenerator",
     "Generator",
     "JITSettings",
+    "Outcome",
     "check_selector",
+    "choose",
     "db_of",
     "generator_for",
     "handle",
@@ -59,6 +63,7 @@ __all__ = [
     "jit",
     "jit_async",
     "learn",
+    "transcript",
     "uninstall_generator",
     "use_embedded_model",
 ]
@@ -85,15 +90,26 @@ class JITSettings:
         trial_limits: limits of the trial run inside the savepoint.
         model_id: recorded in provenance.
         adapter: recorded in provenance (None: the base model, every adapter off).
+        candidates: candidates per retry round when the generator can propose several
+            (:class:`CandidateGenerator`): the first round is one greedy reply, each later
+            round samples this many and ranks the passing ones with :func:`choose`.
+            1: one candidate per round, the first to pass wins.
+        guide_names: let the generator restrict ``self.<name>`` to the receiver's slots and
+            selectors (a model-backed generator then cannot read a slot copied from an
+            example); the last attempt is always free, so a method may still create a slot.
     """
 
-    max_attempts: int = 4
-    temperatures: tuple[float, ...] = (0.0, 0.6, 0.8, 1.0)
+    max_attempts: int = 3
+    temperatures: tuple[float, ...] = (0.0, 0.7, 1.0)
     trial_limits: Limits = field(default_factory=lambda: Limits(cpu_seconds=2.0))
     model_id: str = "unknown"
     adapter: str | None = None
+    guide_names: bool = True
+    candidates: int = 4
 
     def __post_init__(self) -> None:
+        if self.candidates < 1:
+            raise ValueError(f"candidates must be at least 1, got {self.candidates!r}.")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts!r}.")
         if not self.temperatures or any(t < 0 for t in self.temperatures):
@@ -338,32 +354,172 @@ def learn(
     settings: JITSettings,
     attempts: list[dict[str, Any]],
 ) -> tuple[str, list[str]] | None:
-    """Ask, extract, audit and trial until one attempt passes; None when none does."""
+    """Ask, extract, audit and trial until a candidate passes; None when none does.
+
+    The first round asks for one greedy reply. With a :class:`CandidateGenerator` and
+    ``settings.candidates > 1`` each later round asks for a pool of samples, trials every one,
+    and keeps the passing one whose outcome the generator judges likeliest (:func:`choose`);
+    otherwise each round asks for one reply and the first that passes wins. A round that
+    passes nothing feeds its first error back into the next round's prompt.
+    """
     text = prompt.text
-    for number in range(settings.max_attempts):
-        temperature = settings.temperature(number)
-        record: dict[str, Any] = {"attempt": number, "temperature": temperature}
-        attempts.append(record)
+    pooled = settings.candidates > 1 and isinstance(generator, CandidateGenerator)
+    for round_ in range(settings.max_attempts):
+        guided = settings.guide_names and round_ < settings.max_attempts - 1
+        token = GUIDE_NAMES.set(prompt.names if guided else None)
         began = time.perf_counter()
-        source = ""
         try:
-            with paused():
-                reply = generator(text, temperature, number)
-            record["generate_s"] = round(time.perf_counter() - began, 3)
-            record["reply"] = str(reply)[:2000]
-            source = extract_function(str(reply), selector, prompt.header)
-            report = audit(source, selector, autofix=True)
-            source = report.source
-            _trial(receiver, selector, source, args, kwargs, settings.trial_limits)
-        except Exception as exc:  # every failure becomes feedback for the next attempt
-            record.update(stage=_stage(exc), error=_describe(exc), source=source)
-            record["latency_s"] = round(time.perf_counter() - began, 3)
-            text = feedback_prompt(prompt, source, _hint(receiver, exc))
-            continue
-        record.update(stage="ok", error=None, source=source, fixes=list(report.fixes))
-        record["latency_s"] = round(time.perf_counter() - began, 3)
-        return source, list(report.fixes)
+            replies = _ask(generator, text, settings, round_, pooled)
+        finally:
+            GUIDE_NAMES.reset(token)
+        generate_s = round((time.perf_counter() - began) / max(1, len(replies)), 3)
+        passed: list[tuple[dict[str, Any], str, list[str], Outcome]] = []
+        first_error: tuple[str, BaseException] | None = None
+        for reply, temperature in replies:
+            record: dict[str, Any] = {
+                "attempt": len(attempts), "round": round_, "temperature": temperature,
+                "guided": guided, "generate_s": generate_s,
+            }  # fmt: skip
+            attempts.append(record)
+            checked = time.perf_counter()
+            source = ""
+            try:
+                if isinstance(reply, BaseException):
+                    raise reply
+                record["reply"] = str(reply)[:2000]
+                source = extract_function(str(reply), selector, prompt.header)
+                report = audit(source, selector, autofix=True)
+                source = report.source
+                outcome = _trial(receiver, selector, source, args, kwargs, settings.trial_limits)
+            except Exception as exc:  # every failure becomes feedback for the next round
+                record.update(stage=_stage(exc), error=_describe(exc), source=source)
+                record["latency_s"] = round(generate_s + time.perf_counter() - checked, 3)
+                first_error = first_error or (source, exc)
+                continue
+            record.update(stage="ok", error=None, source=source, fixes=list(report.fixes))
+            record["result"] = outcome.result
+            record["latency_s"] = round(generate_s + time.perf_counter() - checked, 3)
+            passed.append((record, source, list(report.fixes), outcome))
+            if not pooled:
+                break
+        if passed:
+            best = choose(receiver, selector, args, kwargs, passed, generator) if pooled else 0
+            record, source, fixes, _outcome = passed[best]
+            record["chosen"] = True
+            return source, fixes
+        assert first_error is not None
+        text = feedback_prompt(prompt, first_error[0], _hint(receiver, first_error[1]))
     return None
+
+
+def _ask(
+    generator: Generator, text: str, settings: JITSettings, round_: int, pooled: bool
+) -> list[tuple[str | BaseException, float]]:
+    """One round's replies with their temperatures; a generator error is one failed reply.
+
+    Round 0 is one greedy reply; with a pool, each later round is ``settings.candidates``
+    replies sampled at that round's temperature.
+    """
+    temperature = settings.temperature(round_)
+    try:
+        with paused():
+            if pooled and round_ > 0:
+                propose = generator.propose  # type: ignore[attr-defined]
+                replies = list(propose(text, settings.candidates, temperature, round_))
+            else:
+                replies = [generator(text, temperature, round_)]
+    except Exception as exc:  # a generator failure is one failed attempt, never a crash
+        return [(exc, temperature)]
+    return [(str(reply), temperature) for reply in replies]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a candidate did on trial: its answer and the receiver's data slots afterwards.
+
+    Both are one-line reprs taken before the savepoint was rolled back.
+    """
+
+    result: str
+    state: tuple[tuple[str, str], ...]
+
+
+@runtime_checkable
+class CandidateGenerator(Protocol):
+    """A generator that can also write several candidates at once and judge outcomes.
+
+    ``propose(prompt, n, temperature, round)`` returns ``n`` replies: on round 0 the first is
+    greedy and the rest are sampled at ``temperature``. ``judge(context, endings)`` returns one
+    score per ending: how likely the model finds ``context + ending`` (higher is likelier).
+    """
+
+    def __call__(self, prompt: str, temperature: float, attempt: int) -> str: ...
+
+    def propose(self, prompt: str, n: int, temperature: float, round_: int) -> list[str]: ...
+
+    def judge(self, context: str, endings: list[str]) -> list[float]: ...
+
+
+def transcript(
+    receiver: Any, selector: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+    outcome: Outcome, shown: list[str],
+) -> tuple[str, str]:  # fmt: skip
+    """Write a call and its outcome as an interactive session: (the call, what it printed).
+
+    The context creates an object with the receiver's data slots and sends the message; the
+    ending is the answer, then the value of each slot in ``shown`` afterwards.
+    """
+    name = receiver.get_slot("name", None)
+    label = name if isinstance(name, str) and name.isidentifier() else "obj"
+    before = dict(_data_state(receiver))
+    slots = ", ".join(f"{slot}={value}" for slot, value in before.items() if slot != "name")
+    call = [safe_repr(a, 200) for a in args] + [
+        f"{k}={safe_repr(v, 200)}" for k, v in kwargs.items()
+    ]
+    context = f">>> {label} = Object({slots})\n>>> {label}.{selector}({', '.join(call)})\n"
+    after = dict(outcome.state)
+    ending = (
+        outcome.result + "\n" + "".join(f">>> {label}.{n}\n{after.get(n, '')}\n" for n in shown)
+    )
+    return context, ending
+
+
+def choose(
+    receiver: Any, selector: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+    passed: list[tuple[dict[str, Any], str, list[str], Outcome]], generator: Any,
+) -> int:  # fmt: skip
+    """Pick the passing candidate whose outcome the model finds likeliest (execution ranking).
+
+    Candidates with the same outcome (answer and slots afterwards) form one group, judged once;
+    slots are shown only where the groups disagree. The likeliest group wins, ties go to the
+    larger group, then to the earliest candidate (greedy first). Each record gets its
+    ``judge`` score; a failing judge leaves the first passing candidate.
+    """
+    groups: dict[Outcome, list[int]] = {}
+    for index, (*_rest, outcome) in enumerate(passed):
+        groups.setdefault(outcome, []).append(index)
+    if len(groups) == 1:
+        return 0
+    keys = list(groups)
+    names = [name for name, _ in keys[0].state]
+    shown = [n for n in names if len({dict(k.state).get(n) for k in keys}) > 1]
+    endings = []
+    context = ""
+    for key in keys:
+        context, ending = transcript(receiver, selector, args, kwargs, key, shown)
+        endings.append(ending)
+    try:
+        with paused():
+            scores = [float(x) for x in generator.judge(context, endings)]
+    except Exception:
+        return 0
+    for key, score in zip(keys, scores, strict=True):
+        for index in groups[key]:
+            passed[index][0]["judge"] = round(score, 3)
+    best = max(
+        range(len(keys)), key=lambda i: (scores[i], len(groups[keys[i]]), -groups[keys[i]][0])
+    )
+    return groups[keys[best]][0]
 
 
 def _stage(exc: BaseException) -> str:
@@ -400,8 +556,8 @@ def _trial(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     limits: Limits,
-) -> None:
-    """Run the candidate on copies of the arguments; roll every change back."""
+) -> Outcome:
+    """Run the candidate on copies of the arguments, note its outcome, roll every change back."""
     _check_slot_reads(receiver, selector, source)
     func = compile_method(source, selector, limits=limits)
     trial_args, trial_kwargs = _copies(args), _copies(kwargs)
@@ -409,16 +565,44 @@ def _trial(
     token = _ON_TRIAL.set(True)
     try:
         if jar is None:
-            _check_result(func(receiver.clone(), *trial_args, **trial_kwargs))
-            return
+            scratch = receiver.clone()
+            result = func(scratch, *trial_args, **trial_kwargs)
+            _check_result(result)
+            return Outcome(safe_repr(result, 200), _data_state(scratch))
         savepoint = jar.transaction_manager.get().savepoint()
         try:
             bound = types.MethodType(func, receiver)
-            _check_result(bound(*trial_args, **trial_kwargs))
+            result = bound(*trial_args, **trial_kwargs)
+            _check_result(result)
+            return Outcome(safe_repr(result, 200), _data_state(receiver))
         finally:
             savepoint.rollback()
     finally:
         _ON_TRIAL.reset(token)
+
+
+def _data_state(receiver: Any) -> tuple[tuple[str, str], ...]:
+    """The receiver's data slots (no parents, no methods) as one-line reprs."""
+    from batos_lab.objects import Method, NativeMethod, is_parent_slot
+
+    state = []
+    for name in receiver.slot_names():
+        value = receiver.get_slot(name)
+        if not (is_parent_slot(name) or isinstance(value, (Method, NativeMethod))):
+            state.append((name, safe_repr(_plain(value), 200)))
+    return tuple(state)
+
+
+def _plain(value: Any) -> Any:
+    """Persistent containers as the plain ones they stand for, for a readable repr."""
+    from persistent.list import PersistentList
+    from persistent.mapping import PersistentMapping
+
+    if isinstance(value, PersistentList):
+        return [_plain(v) for v in value]
+    if isinstance(value, PersistentMapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 class UnknownSlotRead(LookupError):

@@ -15,15 +15,18 @@ function named after the selector, or raises :class:`ExtractionError` saying wha
 from __future__ import annotations
 
 import ast
+import contextvars
 import hashlib
 import keyword
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from batos_lab.dnu_examples import choose_examples, render_example
 from batos_lab.guardian import ALLOWED_IMPORTS
 
 __all__ = [
+    "GUIDE_NAMES",
     "ExtractionError",
     "JITPrompt",
     "build_prompt",
@@ -32,35 +35,6 @@ __all__ = [
     "parameter_names",
     "safe_repr",
 ]
-
-_EXAMPLES = """\
-# Example 1. Object 'clicker' has slots: clicks = 7
-# Message: clicker.click()
-def click(self):
-    self.clicks = self.clicks + 1
-    return self.clicks
-
-# Example 2. Object 'card' has slots: first = 'Ada', last = 'Lovelace'
-# Message: card.full_name()
-def full_name(self):
-    return self.first + " " + self.last
-
-# Example 3. Object 'shelf' has slots: books = ['Dune', 'Emma', 'Ulysses']
-# Message: shelf.titles_longer_than(4)
-def titles_longer_than(self, n):
-    return [title for title in self.books if len(title) > n]
-
-# Example 4. Object 'inbox' has slots: notes = ['hi']
-# Message: inbox.add_note('call Bo')
-def add_note(self, text):
-    self.notes.append(text)
-    return self.notes
-
-# Example 5. Object 'letter' has slots: opening = 'Dear'
-# Message: letter.address('Bo')
-def address(self, text):
-    return f"{self.opening} {text}!"
-"""
 
 _RULES = f"""\
 # Methods of prototype objects, in plain Python. Each method:
@@ -72,6 +46,13 @@ _RULES = f"""\
 # (The kernel itself appends the persistence mark self._p_changed = True to a method that
 # changes slots.)
 """
+
+
+#: the names a generator may let the method read on ``self``, set by the pipeline around each
+#: generator call (None: no restriction, e.g. on the last attempt)
+GUIDE_NAMES: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "jit_guide_names", default=None
+)
 
 
 class ExtractionError(ValueError):
@@ -87,12 +68,16 @@ class JITPrompt:
         header: the ``def`` line the prompt ends with.
         params: the parameter names after ``self`` suggested in the header.
         sha256: hex digest of ``text``.
+        names: the attributes the method may read on ``self``: the receiver's slots and the
+            selectors it answers (its own methods and inherited ones), never the selector
+            being learned. A generator may restrict ``self.<name>`` to these.
     """
 
     text: str
     header: str
     params: tuple[str, ...]
     sha256: str
+    names: tuple[str, ...] = ()
 
 
 def safe_repr(value: Any, width: int = 80) -> str:
@@ -156,6 +141,29 @@ def _describe_receiver(receiver: Any) -> list[str]:
     return lines
 
 
+def _readable_names(receiver: Any, selector: str) -> tuple[str, ...]:
+    names = [n for n in receiver.slot_names() if not n.endswith("*")]
+    names += [s for s in receiver.selectors() if s not in names and not s.startswith("_")]
+    return (*(n for n in names if n != selector and n.isidentifier()), "_p_changed")
+
+
+def _summary(value: Any) -> str:
+    return safe_repr(value, 70)
+
+
+def _data_slots(receiver: Any) -> dict[str, Any]:
+    """The receiver's own slots that hold data (no parents, no methods, no label)."""
+    from batos_lab.objects import Method, NativeMethod, is_parent_slot
+
+    found: dict[str, Any] = {}
+    for name in receiver.slot_names():
+        value = receiver.get_slot(name)
+        if is_parent_slot(name) or isinstance(value, (Method, NativeMethod)) or name == "name":
+            continue
+        found[name] = value
+    return found
+
+
 def _label(obj: Any) -> str:
     try:
         name = obj.get_slot("name", None)
@@ -165,7 +173,12 @@ def _label(obj: Any) -> str:
 
 
 def build_prompt(
-    receiver: Any, selector: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    receiver: Any,
+    selector: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    examples: int = 4,
+    variant: int = 0,
 ) -> JITPrompt:
     """Build the JIT prompt for ``receiver.selector(*args, **kwargs)``.
 
@@ -174,18 +187,25 @@ def build_prompt(
         selector: the message name.
         args: positional arguments of the call.
         kwargs: keyword arguments of the call.
+        examples: how many worked examples to show (the best fitting ones, from
+            :mod:`batos_lab.dnu_examples`).
+        variant: 0 shows the best fitting examples, 1 the next ``examples`` ones, and so on.
 
     Returns:
         The prompt, the header it ends with, and its hash.
     """
     params = parameter_names(args, kwargs)
+    chosen = choose_examples(
+        selector, _data_slots(receiver), [*args, *kwargs.values()], k=examples,
+        skip=variant * examples,
+    )  # fmt: skip
     header = f"def {selector}({', '.join(('self', *params))}):"
     call_args = [safe_repr(a) for a in args] + [f"{k}={safe_repr(v)}" for k, v in kwargs.items()]
     label = _label(receiver)
     text = "\n".join(
         [
             _RULES,
-            _EXAMPLES,
+            *(render_example(i, e, _summary) + "\n" for i, e in enumerate(chosen, start=1)),
             "# Now the real task.",
             *_describe_receiver(receiver),
             f"# Message: {label}.{selector}({', '.join(call_args)})",
@@ -197,6 +217,7 @@ def build_prompt(
         header=header,
         params=params,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        names=_readable_names(receiver, selector),
     )
 
 

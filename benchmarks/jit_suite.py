@@ -43,7 +43,19 @@ Each line is one change, measured on the same machine (2 shared cores) with Smol
    No task ever succeeded after a retry: the retry prompt showed the failed source, and the
    model copied it back.
 7. The retry prompt gives only the one-line reason, with the fix for the commonest mistakes (a
-   slot read as a bare name, a method returned uncalled, no return statement): the table above.
+   slot read as a bare name, a method returned uncalled, no return statement): 37% (13 of 35),
+   1.23 attempts per success, median 2.6 s.
+8. Four examples chosen per message from a bank of 49 everyday methods (`dnu_examples`: by the
+   shapes of slots and arguments, then by words), the closest last: greedy alone 12 of 35, and
+   different ones; the model now copied the examples' slot names (`self.books` on `words`).
+9. `self.<name>` guided to the receiver's slots and selectors by a logits processor: greedy
+   alone 14 of 35. Examples ranked 5 to 8 instead: 5 of 35; only the two best: 12 of 35.
+10. Pools: greedy plus 6 samples (temperature 0.8), each trialled, the passing outcomes ranked
+    by the model's likelihood of the call's transcript (answer, then the slots that differ).
+    Some candidate was right for 18 of 35 tasks, but the ranking chose right for 14, no better
+    than greedy: the model finds answers that copy a slot likeliest (`above` -> the whole list,
+    `average` -> 2.0). Pools are kept for the retry rounds, where any passing candidate beats
+    none. Full suite with 8-10: the table above. No success came from a retry round.
 """
 
 

@@ -107,7 +107,7 @@ def test_syntax_error_is_fed_back_then_fixed(jit_image: Image) -> None:
     assert learn(jit_image, gen, "total") == 12
     assert "It failed:" in gen.prompts[1]
     assert "does not parse" in gen.prompts[1]
-    assert gen.temperatures == [0.0, 0.6]
+    assert gen.temperatures == [0.0, 0.7]
 
 
 def test_covenant_autofix_is_recorded(jit_image: Image) -> None:

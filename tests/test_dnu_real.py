@@ -130,13 +130,37 @@ def test_async_variant_learns_and_answers(
     assert tally.increment_by(1) == 11
 
 
+def test_pools_are_guided_to_real_slots_and_judged(
+    model_image: tuple[Image, Path], generator: ModelGenerator
+) -> None:
+    from batos_lab.dnu_prompt import GUIDE_NAMES, build_prompt
+
+    img, _ = model_image
+    box = img.new("box", width=3, height=4)
+    prompt = build_prompt(box, "area", (), {})
+    token = GUIDE_NAMES.set(prompt.names)
+    try:
+        replies = generator.propose(prompt.text, 3, 1.0, 1)
+    finally:
+        GUIDE_NAMES.reset(token)
+    assert len(replies) == 3 and all(r.startswith("def area(self):\n") for r in replies)
+    for reply in replies:  # every self.<name> the model wrote is a slot or selector of box
+        read = re.findall(r"(?<![\w.])self\.(\w+)", reply)
+        assert set(read) <= set(prompt.names), reply
+    scores = generator.judge(
+        ">>> box = Object(width=3, height=4)\n>>> box.area()\n", ["12\n", "qqq\n"]
+    )
+    assert len(scores) == 2 and all(s < 0 for s in scores)
+    img.abort()
+
+
 def test_learned_method_runs_after_reopening_without_the_model(  # last: it closes the image
     model_image: tuple[Image, Path],
 ) -> None:
     img, path = model_image
-    shelf = img.new("evens", numbers=[1, 2, 3, 4, 6])
+    shelf = img.new("above", numbers=[5, 12, 7, 20])
     img.commit("a shelf")
-    assert shelf.evens() == [2, 4, 6]
+    assert shelf.above(6) == [12, 7, 20]
     img.close()
     asked: list[str] = []
 
@@ -147,8 +171,8 @@ def test_learned_method_runs_after_reopening_without_the_model(  # last: it clos
     with open_image(path) as again:
         install_generator(again, refuse, JITSettings(max_attempts=1))
         try:
-            again["evens"].numbers = [8, 9, 10]
-            assert again["evens"].evens() == [8, 10]
+            again["above"].numbers = [1, 9, 30]
+            assert again["above"].above(6) == [9, 30]
         finally:
             uninstall_generator(again)
             again.abort()
