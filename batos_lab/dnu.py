@@ -214,12 +214,20 @@ def generator_for(image: Any) -> tuple[Generator, JITSettings] | None:
 def handle(receiver: Any, selector: str, *args: Any, **kwargs: Any) -> Any:
     """The ``doesNotUnderstand_`` hook: learn the method when a generator serves the image.
 
+    ``genesis.dnu_mode`` chooses how: ``"jit"`` (the default) runs :func:`jit`; ``"cycle"``
+    hands the message to a method cycle of the state machine
+    (:func:`batos_lab.psm.method_cycle.cycle_dnu`), whose result the caller gets the same way.
+
     Raises:
-        DoesNotUnderstand: no generator, cycle mode, or every attempt failed.
+        DoesNotUnderstand: no generator (JIT mode), or every attempt failed.
     """
     from batos_lab.objects import raise_does_not_understand
 
     jar = getattr(receiver, "_p_jar", None)
+    if jar is not None and not _ON_TRIAL.get() and _mode(receiver) == "cycle":
+        from batos_lab.psm.method_cycle import cycle_dnu
+
+        return cycle_dnu(receiver, selector, *args, **kwargs)
     entry = generator_for(jar) if jar is not None and not _ON_TRIAL.get() else None
     if entry is None:
         return raise_does_not_understand(receiver, selector, *args, **kwargs)

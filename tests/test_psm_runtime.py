@@ -158,3 +158,16 @@ def test_cycle_stepper_steps_and_draws(image: Image) -> None:
     assert "has ended" in stepper.status.value
     svg = state_graph_svg("DELEGATING", ["IDLE"])
     assert svg.count("<rect") == 6 and "#ffd54f" in svg
+
+
+def test_the_mode_setting_alone_routes_messages_to_cycles(image: Image) -> None:
+    from batos_lab.dnu import install_generator
+
+    ensure_psm(image)
+    install_generator(image, lambda p, t, a: "def never(self):\n    return 0\n")
+    with image.transaction("cycle mode"):
+        image.root["genesis"].dnu_mode = "cycle"
+        image.new("tally", count=5)
+    install_mind(image, ScriptedMind(code="    return self.count + n\n", doc="Add n."))
+    assert image["tally"].plus(2) == 7  # written by the cycle's mind, not the JIT generator
+    assert "Add n." in image["tally"].get_slot("plus").source
