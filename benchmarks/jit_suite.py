@@ -1,17 +1,21 @@
 """JIT quality: success rate, attempts per success and median latency over tests/jit_suite.
 
 Run: python -m benchmarks.jit_suite            (the embedded model, adapters off)
+     python -m benchmarks.jit_suite --cycle     (JIT mode and cycle mode, side by side)
      python -m benchmarks.jit_suite --reference (hand-written references: checks the harness)
 
-Writes benchmarks/results/jit_suite.md. The generator is a parameter of :func:`run`, so any
-model (or a fine-tuned JIT adapter) can be measured on exactly the same tasks.
+Writes benchmarks/results/jit_suite.md (``--cycle``: jit_suite_cycle.md). The generator is a
+parameter of :func:`run`, so any model (or a fine-tuned JIT adapter) can be measured on exactly
+the same tasks.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -85,6 +89,64 @@ def run(generator: Generator, settings: JITSettings, name: str = "jit_suite") ->
     return report
 
 
+def compare_cycle_mode(image: Any, generator: Generator, settings: JITSettings) -> None:
+    """Run the suite in JIT mode, then in cycle mode on the same model; write both side by side.
+
+    In cycle mode an unknown message becomes a method cycle (:mod:`batos_lab.psm.method_cycle`):
+    BRICK writes the logic through the same JIT pipeline but speaks through the cycle's Mind,
+    with his adapter; ROBIN adds a docstring; ALFRED audits the assembled method.
+    """
+    from batos_lab.llm import core_for
+    from batos_lab.psm import ModelMind, ensure_psm, install_mind
+
+    def cycle_mode(suite_image: Any) -> None:
+        ensure_psm(suite_image)
+        with suite_image.transaction("cycle mode"):
+            suite_image.root["genesis"].dnu_mode = "cycle"
+        install_mind(suite_image, ModelMind(core=core_for(image)))
+
+    began = time.perf_counter()
+    jit_report = run_suite(generator, settings)
+    jit_s = time.perf_counter() - began
+    began = time.perf_counter()
+    cycle_report = run_suite(generator, settings, prepare=cycle_mode)
+    cycle_s = time.perf_counter() - began
+    rows = [
+        [
+            label,
+            f"{r.success_rate:.0%}",
+            f"{sum(x.ok for x in r.results)} / {len(r.results)}",
+            f"{r.median_latency_s:.2f}",
+            f"{seconds / 60:.1f}",
+        ]
+        for label, r, seconds in (
+            ("JIT mode", jit_report, jit_s),
+            ("cycle mode", cycle_report, cycle_s),
+        )
+    ]
+    per_task = ["| task | JIT mode | cycle mode | cycle-mode error |", "|---|---|---|---|"]
+    for a, b in zip(jit_report.results, cycle_report.results, strict=True):
+        error = b.error.replace("|", "/").replace("\n", " ")[:100]
+        per_task.append(
+            f"| {a.name} | {'yes' if a.ok else 'no'} | {'yes' if b.ok else 'no'} | {error} |"
+        )
+    ratio = cycle_report.median_latency_s / max(jit_report.median_latency_s, 1e-9)
+    write_results(
+        "jit_suite_cycle",
+        "JIT suite: JIT mode vs cycle mode on the embedded model",
+        ["mode", "success rate", "tasks", "median latency (s)", "run (min)"],
+        rows,
+        notes=(
+            f"Both runs in one process, one after the other, same model and tasks "
+            f"({settings.model_id}). Median latency cycle / JIT: **{ratio:.2f}x**.\n\n"
+            "In cycle mode BRICK writes the logic through the same prompt, extraction, audit and "
+            "trial as JIT mode, but as a persona with his adapter; ROBIN then writes a "
+            "docstring and ALFRED audits the assembled method before it is installed.\n\n"
+            + "\n".join(per_task)
+        ),
+    )
+
+
 def _reference(prompt: str, temperature: float, attempt: int) -> str:
     selector = prompt.rsplit("def ", 1)[1].split("(", 1)[0]
     return next(t.reference for t in TASKS if t.selector == selector)
@@ -93,6 +155,7 @@ def _reference(prompt: str, temperature: float, attempt: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reference", action="store_true", help="use the reference solutions")
+    parser.add_argument("--cycle", action="store_true", help="compare JIT mode and cycle mode")
     args = parser.parse_args()
     if args.reference:
         run(_reference, JITSettings(model_id="reference"), name="jit_suite_reference")
@@ -107,7 +170,10 @@ def main() -> None:
         if entry is None:
             raise SystemExit("No embedded model is available: install it first (batos model).")
         generator, settings = entry
-        run(generator, settings)
+        if args.cycle:
+            compare_cycle_mode(image, generator, settings)
+        else:
+            run(generator, settings)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,13 +109,20 @@ def run_suite(
     generator: Generator,
     settings: JITSettings | None = None,
     tasks: Iterable[Task] = TASKS,
+    prepare: Callable[[Image], None] | None = None,
 ) -> SuiteReport:
-    """Run ``tasks`` on one in-memory image with ``generator`` and return the report."""
+    """Run ``tasks`` on one in-memory image with ``generator`` and return the report.
+
+    ``prepare`` is called with the fresh image before the first task (to switch it to cycle
+    mode and give it a Mind, for instance).
+    """
     settings = settings or JITSettings()
     previous = set_method_compiler(compile_method)
     report = SuiteReport()
     try:
         with open_image(None) as image:
+            if prepare is not None:
+                prepare(image)
             try:
                 for task in tasks:
                     report.results.append(run_task(image, task, generator, settings))
