@@ -1,11 +1,19 @@
-"""Semantic chunking: config validation, gap distances, span bounds, real breakpoints."""
+"""Semantic chunking: config validation, gap distances, span bounds, breakpoints, chunk vectors."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from batos_lab.catalog.chunking import ChunkingConfig, gap_distances, plan_document, plan_spans
+from batos_lab.catalog.chunking import (
+    ChunkingConfig,
+    chunk_vector,
+    gap_distances,
+    heading_text,
+    plan_document,
+    plan_spans,
+    unit_mean,
+)
 from batos_lab.errors import CatalogInputError
 
 PASTA = (
@@ -29,6 +37,7 @@ ZODB_TEXT = (
         ({"window": 0}, "window must be >= 1"),
         ({"min_words": 50, "max_words": 10}, "min_words <= max_words"),
         ({"max_sentence_words": 0}, "max_sentence_words must be >= 1"),
+        ({"heading_context": 1}, "heading_context must be True or False; got 1"),
     ],
 )
 def test_config_rejects_bad_values(kwargs: dict[str, float], match: str) -> None:
@@ -82,3 +91,64 @@ def test_topic_shift_becomes_a_chunk_boundary(catalog_embedder: object) -> None:
 def test_headings_only_is_rejected(catalog_embedder: object) -> None:
     with pytest.raises(CatalogInputError, match="at least one sentence"):
         plan_document("# Title\n## Part\n", catalog_embedder, ChunkingConfig())  # type: ignore[arg-type]
+
+
+GARDEN_CARE = (
+    "Water them at the base early every morning. Give them a spot with plenty of sun. Feed "
+    "them every two weeks through the summer. Pull the weeds that grow around their stems."
+)
+
+
+def test_heading_text_joins_titles_without_repeats() -> None:
+    assert heading_text("Garden notes", "Soil") == "Garden notes / Soil"
+    assert heading_text("Notes", "Notes") == "Notes"
+    assert heading_text("", "Soil") == "Soil"
+    assert heading_text("", "") == ""
+
+
+def test_chunk_vector_is_the_unit_bisector_of_centroid_and_heading() -> None:
+    rng = np.random.default_rng(7)
+    sentences = rng.normal(size=(3, 8)).astype(np.float32)
+    sentences /= np.linalg.norm(sentences, axis=1, keepdims=True)
+    heading = rng.normal(size=8)
+    heading /= np.linalg.norm(heading)
+    centroid = unit_mean(sentences)
+    np.testing.assert_array_equal(chunk_vector(sentences, None), centroid)
+    both = chunk_vector(sentences, heading)
+    assert both.dtype == np.float32
+    assert np.linalg.norm(both) == pytest.approx(1.0, abs=1e-6)
+    # content and heading count equally: the vector is as close to one as to the other
+    assert float(both @ centroid) == pytest.approx(float(both @ heading), abs=1e-6)
+    assert float(both @ centroid) > float(heading @ centroid)
+
+
+@pytest.mark.llm
+def test_chunk_vectors_take_their_heading_as_context(catalog_embedder: object) -> None:
+    text = f"# Garden\n\n## Tomatoes\n\n{GARDEN_CARE}\n\n## Roses\n\n{GARDEN_CARE}\n"
+    plan = plan_document(text, catalog_embedder, ChunkingConfig())  # type: ignore[arg-type]
+    plain = plan_document(text, catalog_embedder, ChunkingConfig(heading_context=False))  # type: ignore[arg-type]
+    assert [s.title for s in plan.sections] == ["Tomatoes", "Roses"] and len(plan.chunks) == 2
+    encode = catalog_embedder.encode  # type: ignore[attr-defined]
+    headings = encode(["Garden / Tomatoes", "Garden / Roses"])
+    np.testing.assert_allclose(plan.heading_vectors, headings, atol=1e-5)
+    for chunk, heading in zip(plan.chunks, headings, strict=True):
+        expected = chunk_vector(plan.sentence_vectors[chunk.start : chunk.end], heading)
+        np.testing.assert_allclose(chunk.vector, expected, atol=1e-5)
+    # without heading context both chunks (same sentences) get the same plain centroid
+    assert not plain.heading_vectors.any()
+    np.testing.assert_allclose(plain.chunks[0].vector, plain.chunks[1].vector, atol=1e-6)
+    np.testing.assert_allclose(
+        plain.chunks[0].vector, unit_mean(plain.sentence_vectors[:4]), atol=1e-6
+    )
+    # with it, a question naming only the heading's topic finds the chunk under that heading
+    for query, wanted in (("How do I look after tomato plants?", 0), ("Caring for roses", 1)):
+        scores = plan.chunk_matrix @ encode([query])[0]
+        assert int(np.argmax(scores)) == wanted, (query, scores)
+
+
+@pytest.mark.llm
+def test_untitled_text_keeps_plain_centroids(catalog_embedder: object) -> None:
+    plan = plan_document(GARDEN_CARE, catalog_embedder, ChunkingConfig())  # type: ignore[arg-type]
+    assert plan.title == "" and plan.heading_vectors.shape == (1, 384)
+    assert not plan.heading_vectors.any()
+    np.testing.assert_allclose(plan.chunks[0].vector, unit_mean(plan.sentence_vectors), atol=1e-6)

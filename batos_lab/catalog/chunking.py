@@ -8,8 +8,16 @@ percentile of all within-section distances of the document: a gap at or above it
 provided the chunk already has ``min_words``; a chunk never grows past ``max_words`` (one
 sentence longer than that stays whole, cut upstream to ``max_sentence_words``). Section ends
 are always chunk ends. A trailing chunk under ``min_words`` joins its predecessor when the sum
-still fits. A chunk's vector is the normalised mean of its sentence vectors, so no text is
-encoded twice. Summaries are extractive: the sentence nearest a level's centroid.
+still fits. Summaries are extractive: the sentence nearest a level's centroid.
+
+A chunk's vector places its content under its heading: the normalised sum of two unit vectors,
+the mean of its sentence vectors (what the chunk says) and the embedding of its heading,
+"document title / section title" (where it stands: sentences such as "It is chosen when ..."
+rarely repeat the persona or topic their heading names). The two count equally. Each heading
+is encoded once per section, in the same call as the sentences, so no text is encoded twice
+and an ingest encodes only a few short strings more than its sentences. With
+``ChunkingConfig(heading_context=False)``, or for a section without any title, the vector is
+the plain normalised mean of the sentence vectors.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ class ChunkingConfig:
     max_words: int = 160
     max_sentence_words: int = 120
     summary_chars: int = 240
+    #: Add the heading's embedding to each chunk vector (see the module docstring).
+    heading_context: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.percentile <= 100.0:
@@ -49,6 +59,11 @@ class ChunkingConfig:
         if self.max_sentence_words < 1:
             raise CatalogInputError(
                 f"ChunkingConfig.max_sentence_words must be >= 1; got {self.max_sentence_words!r}."
+            )
+        if not isinstance(self.heading_context, bool):
+            raise CatalogInputError(
+                f"ChunkingConfig.heading_context must be True or False; got "
+                f"{self.heading_context!r}."
             )
 
 
@@ -88,6 +103,8 @@ class DocumentPlan:
     threshold: float
     summary: str = ""
     breakpoints: list[int] = field(default_factory=list)  # gap indices that ended a chunk
+    # (n_sections, dim) float32 heading embeddings; zero rows where no heading was encoded
+    heading_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
     @property
     def chunk_matrix(self) -> np.ndarray:
@@ -123,6 +140,59 @@ def unit_mean(vectors: np.ndarray) -> np.ndarray:
     """The normalised mean of some unit rows (float32)."""
     mean = vectors.mean(axis=0)
     return (mean / (np.linalg.norm(mean) + 1e-12)).astype(np.float32)
+
+
+def heading_text(doc_title: str, section_title: str) -> str:
+    """The heading of a chunk: "document title / section title", without empty or repeated parts.
+
+    BM25 indexes a chunk's text under this line (the document id standing in for a missing
+    title), and the chunk vector takes its embedding as context.
+
+    Example:
+        >>> heading_text("Garden notes", "Soil"), heading_text("Notes", "Notes")
+        ('Garden notes / Soil', 'Notes')
+    """
+    return " / ".join(t for t in dict.fromkeys((doc_title, section_title)) if t)
+
+
+def chunk_vector(sentence_vectors: np.ndarray, heading: np.ndarray | None) -> np.ndarray:
+    """A chunk's unit vector: its sentence centroid, plus its heading's embedding when given.
+
+    Args:
+        sentence_vectors: (n, dim) unit rows of the chunk's sentences.
+        heading: (dim,) unit embedding of the chunk's heading, or None for no heading context.
+
+    Returns:
+        ``unit(unit_mean(sentence_vectors) + heading)``, or ``unit_mean(sentence_vectors)``
+        when heading is None (float32).
+    """
+    centroid = unit_mean(sentence_vectors)
+    if heading is None:
+        return centroid
+    both = centroid.astype(np.float64) + heading
+    return (both / (np.linalg.norm(both) + 1e-12)).astype(np.float32)
+
+
+def encode_with_headings(
+    embedder: SentenceEncoder, sentences: list[str], headings: list[str], progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encode sentences and the non-empty headings in one call.
+
+    Args:
+        embedder: the sentence encoder.
+        sentences: the document's sentences.
+        headings: one heading per section ("" for none, or to skip it).
+        progress: show a progress bar while encoding.
+
+    Returns:
+        (n_sentences, dim) sentence vectors and (len(headings), dim) heading vectors, with
+        zero rows for the empty headings.
+    """
+    wanted = [i for i, h in enumerate(headings) if h]
+    vectors = embedder.encode(sentences + [headings[i] for i in wanted], progress=progress)
+    heading_vectors = np.zeros((len(headings), vectors.shape[1]), dtype=np.float32)
+    heading_vectors[wanted] = vectors[len(sentences) :]
+    return vectors[: len(sentences)], heading_vectors
 
 
 def centroid_sentence(sentences: list[str], vectors: np.ndarray, limit: int) -> str:
@@ -203,7 +273,10 @@ def plan_document(
             "Expected a document with at least one sentence; found only whitespace or headings. "
             "Pass the document's text, not an empty string."
         )
-    vectors = embedder.encode(sentences, progress=progress)
+    headings = [
+        heading_text(title, sec.title) if config.heading_context else "" for sec in sections
+    ]
+    vectors, heading_vectors = encode_with_headings(embedder, sentences, headings, progress)
     distances = np.full(max(len(sentences) - 1, 0), np.nan, dtype=np.float32)
     for sec in sections:
         if sec.end - sec.start > 1:
@@ -233,7 +306,9 @@ def plan_document(
                     end=b,
                     text=" ".join(sentences[a:b]),
                     n_words=sum(words[a:b]),
-                    vector=unit_mean(vectors[a:b]),
+                    vector=chunk_vector(
+                        vectors[a:b], heading_vectors[index] if headings[index] else None
+                    ),
                     summary=centroid_sentence(sentences[a:b], vectors[a:b], config.summary_chars)
                     if b - a >= 3
                     else "",
@@ -252,4 +327,5 @@ def plan_document(
         threshold=threshold,
         summary=centroid_sentence(sentences, vectors, config.summary_chars),
         breakpoints=breakpoints,
+        heading_vectors=heading_vectors,
     )

@@ -8,22 +8,24 @@
   With ``boolean=True`` the query goes to zope.index's parser as written (AND, OR, NOT,
   "phrases", globs*), and a malformed query raises :class:`CatalogQueryError`.
 * ``vector``: the mean of two cosines between the query embedding and the chunk: with the
-  chunk's centroid (the normalised mean of its sentence embeddings: what the chunk is about
-  overall) and with its best-matching sentence (max-sim: a precise question often matches one
-  sentence). On the codex questions this scored higher recall@5 than either alone and than
-  encoding the whole chunk text (``benchmarks/catalog_quality.py``).
+  chunk vector (its sentence centroid, what the chunk says overall, plus the embedding of its
+  heading "document title / section title", where it stands: ``chunking.chunk_vector``) and
+  with its best-matching sentence (max-sim: a precise question often matches one sentence).
+  On the choice questions this scored the best recall@5 of the representations compared,
+  among them the centroid alone, max-sim alone, their mean without the heading and the whole
+  chunk text encoded with its heading (``benchmarks/catalog_vectors.py``).
 * ``hybrid``: a convex combination of the two modes' scores, each scaled to [0, 1] over the
   chunks searched (all of them, or those a ``where`` filter keeps)::
 
       hybrid(c) = alpha * minmax(vector)(c) + (1 - alpha) * minmax(bm25)(c)
       minmax(s)(c) = (s(c) - min s) / (max s - min s)      (0 when max s = min s)
 
-  with ``alpha = ALPHA = 0.75``. A chunk without any query word has BM25 0, the bottom of
+  with ``alpha = ALPHA = 0.8``. A chunk without any query word has BM25 0, the bottom of
   the BM25 range. Unlike reciprocal rank fusion (:func:`rrf`), the score keeps how far ahead
   each mode's best chunks are, so a strong vector match is not pulled down by a middling BM25
-  rank. The rule and alpha were chosen on the tuning questions
-  (``benchmarks/catalog_fusion.py``, results in ``benchmarks/results/catalog_fusion.md``)
-  and checked on held-out ones (``catalog_quality.md``).
+  rank. The rule and alpha were chosen on the choice questions (tuning + former held-out,
+  ``benchmarks/catalog_fusion.py``, results in ``benchmarks/results/catalog_fusion.md``) and
+  scored on fresh ones (``catalog_quality.md``).
 
 Stop-word-only or empty queries return an empty :class:`SearchResults` whose ``note`` says why.
 """
@@ -39,8 +41,8 @@ from zope.index.text.lexicon import CaseNormalizer, Splitter, StopWordRemover
 from batos_lab.errors import CatalogQueryError
 
 MODES = ("hybrid", "bm25", "vector")
-#: Weight of the vector score in hybrid fusion (chosen on the tuning questions).
-ALPHA = 0.75
+#: Weight of the vector score in hybrid fusion (chosen on the choice questions).
+ALPHA = 0.8
 #: The reciprocal-rank-fusion constant of :func:`rrf`.
 RRF_K = 60
 _PIPELINE = (Splitter(), CaseNormalizer(), StopWordRemover())
@@ -213,11 +215,11 @@ def check_search_arguments(query: object, top_k: object, mode: object, alpha: ob
 
 @dataclass(frozen=True)
 class VectorCache:
-    """All chunk vectors stacked for search: centroids, sentences and their chunk offsets."""
+    """All chunk vectors stacked for search: chunk vectors, sentences and chunk offsets."""
 
     stamp: str  # the catalog state it was stacked from
     ids: np.ndarray  # (n_chunks,) int64 chunk ids, in document order
-    centroids: np.ndarray  # (n_chunks, dim) float32 unit rows
+    centroids: np.ndarray  # (n_chunks, dim) float32 unit rows: centroids with heading context
     sentences: np.ndarray  # (n_sentences, dim) float32 unit rows, grouped by chunk
     offsets: np.ndarray  # (n_chunks,) index of each chunk's first sentence row
     by_id: np.ndarray  # (n_chunks,) rows in ascending chunk-id order
@@ -244,7 +246,7 @@ class VectorCache:
         return int(sum(a.nbytes for a in arrays))
 
     def scores(self, query: np.ndarray) -> np.ndarray:
-        """(n_chunks,) vector scores: mean of centroid cosine and best-sentence cosine."""
+        """(n_chunks,) vector scores: mean of chunk-vector cosine and best-sentence cosine."""
         if self.ids.size == 0:
             return np.zeros(0, dtype=np.float32)
         best = np.maximum.reduceat(self.sentences @ query, self.offsets)

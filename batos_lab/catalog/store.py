@@ -7,7 +7,8 @@ Layout inside one :class:`KnowledgeCatalog` (all of it in the image)::
     text_index  zope.index TextIndex (Okapi BM25) keyed by chunk_id
 
 Each document keeps its vectors in two ZODB blobs of ``numpy.save`` bytes (float32, no
-pickle): ``embeddings``, the (n_chunks, 384) chunk centroids in the order of
+pickle): ``embeddings``, the (n_chunks, 384) chunk vectors (sentence centroids with their
+heading as context, :func:`batos_lab.catalog.chunking.chunk_vector`) in the order of
 ``Document.chunk_ids``, and ``sentence_embeddings``, the (n_sentences, 384) sentence vectors
 in document order (chunk i owns ``sentence_counts[i]`` consecutive rows). Search stacks them
 into volatile matrices (outside the object), rebuilt lazily when ``change_stamp`` moves.
@@ -33,7 +34,7 @@ from zope.index.text.lexicon import CaseNormalizer, Lexicon, Splitter, StopWordR
 from zope.index.text.okapiindex import OkapiIndex
 from zope.index.text.textindex import TextIndex
 
-from batos_lab.catalog.chunking import ChunkingConfig, DocumentPlan
+from batos_lab.catalog.chunking import ChunkingConfig, DocumentPlan, heading_text
 from batos_lab.errors import CatalogInputError, DocumentTooLarge, UnknownDocument
 
 #: Default per-document size limit in UTF-8 bytes (about 30,000 sentences of prose).
@@ -107,7 +108,7 @@ class Document(Persistent):
         self.sentence_counts: tuple[int, ...] = ()
 
     def vectors(self) -> np.ndarray:
-        """The (n_chunks, dim) float32 chunk centroid vectors of this document."""
+        """The (n_chunks, dim) float32 chunk vectors of this document (centroid and heading)."""
         if self.embeddings is None:
             return np.zeros((0, 0), dtype=np.float32)
         return blob_to_vectors(self.embeddings)
@@ -284,8 +285,7 @@ def build_document(
     by_section: dict[int, list[int]] = {}
     for position, cp in enumerate(plan.chunks):
         chunk_id = first_id + position
-        heading = plan.sections[cp.section].title
-        prefix = " / ".join(t for t in dict.fromkeys((doc.title, heading)) if t)
+        prefix = heading_text(doc.title, plan.sections[cp.section].title)
         chunks.append(
             Chunk(chunk_id, doc_id, cp.section, position, cp.text, cp.start, cp.end,
                   cp.n_words, cp.summary, f"{prefix}\n{cp.text}" if prefix else cp.text)
