@@ -2,8 +2,9 @@
 
 :func:`build_prompt` tells the model what it needs and nothing more, written as a Python file
 whose comments carry the text: the rules a method must follow, the worked examples that fit the
-message best (:mod:`batos_lab.dnu_examples`), then the receiver's slots with short value summaries, the selectors it inherits and the message with the
-reprs of its arguments. It ends with the function's header, so a small model completing the file
+message best (:mod:`batos_lab.dnu_examples`), then the receiver's slots with short value
+summaries, the selectors it inherits and the message with the reprs of its arguments. It ends
+with the function's header, so a small model completing the file
 only has to write the body (:mod:`batos_lab.dnu_model` forces that header). The persistence mark
 is left to the Guardian's autofix: examples without it measured better on the embedded model.
 
