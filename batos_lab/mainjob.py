@@ -1,11 +1,13 @@
 """The main job on the embedded default: what the README's first command runs.
 
 Genesis (with the embedded model unless told otherwise), the codex ingested into the knowledge
-catalog, a search, and a method learned through doesNotUnderstand_ with the real model.
+catalog, a search, a method learned through doesNotUnderstand_ with the real model, and a first
+cognitive cycle: a question put to ROBIN, answered by the composite mind, timed state by state.
 """
 
 from __future__ import annotations
 
+import textwrap
 import time
 
 from batos_lab.errors import BatosError
@@ -66,6 +68,33 @@ def _learn(image: Image) -> None:
     _say("jit", f"provenance: {method.provenance.get('author')}, {len(attempts)} attempt(s)")
 
 
+def _think(image: Image) -> None:
+    from batos_lab.psm import ModelMind, ensure_psm, install_mind, start_cycle
+
+    ensure_psm(image)
+    install_mind(image, ModelMind(image))
+    question = "How can I stay calm before an important meeting?"
+    _say("mind", f"ROBIN is asked {question!r}; the cycle runs state by state")
+    try:
+        outcome = start_cycle(image, question, persona="ROBIN").run()
+    except BatosError as exc:
+        _say("mind", f"the cycle could not run ({type(exc).__name__}): {exc}")
+        return
+    for entry in outcome.trace:
+        who = entry["persona"] or "-"
+        print(
+            f"    {entry['state']:13} {entry['ms'] / 1e3:6.1f} s  {entry['tokens']:4} tokens  {who}"
+        )
+    if outcome.ok:
+        _say("mind", "answer: " + textwrap.shorten(str(outcome.answer), 700))
+    else:
+        _say(
+            "mind",
+            f"the cycle FAILED in {outcome.failed_state}: {outcome.reason} "
+            "(rolled back; a failure record was kept)",
+        )
+
+
 def run_main_job(where: str, model: str | None = "embedded") -> None:
     """Open (or create) the image at ``where`` and run the main job, printing what happens.
 
@@ -84,4 +113,5 @@ def run_main_job(where: str, model: str | None = "embedded") -> None:
             _say("main", "no base model: skipping the learned method")
         else:
             _learn(image)
+            _think(image)
     _say("main", f"done in {time.perf_counter() - started:.1f} s")

@@ -244,8 +244,223 @@ import shutil; shutil.rmtree(scratch)
     ),
 ]
 
+STEP_CYCLE = [
+    (
+        "md",
+        """
+# 03 · Stepping a cycle: the composite mind on the embedded model
+
+A question put to a persona becomes a *cycle*: a persistent object whose `synthesis_state*`
+parent slot points at one state prototype (IDLE, DECOMPOSING, DELEGATING, SYNTHESIZING, then
+COMPLETE or FAILED). `cycle.step()` runs one state and re-points that slot, so a cycle can be
+stepped here one cell at a time; the whole cycle is one transaction, committed by COMPLETE and
+rolled back by FAILED. Every model call below is the embedded SmolLM2-135M on the CPU (one
+thread), each persona speaking through its LoRA adapter. Expect a small model's prose: the point
+is the machinery, which records every prompt, output, token count and millisecond.
+""",
+    ),
+    (
+        "code",
+        """
+from batos_lab import open_image
+from batos_lab.llm import install_model
+from batos_lab.psm import CycleSettings, ModelMind, ensure_psm, install_mind, parse_plan, start_cycle
+from batos_lab.widgets import CycleStepper
+from batos_lab.widgets.cycle_stepper import timings_figure
+
+image = open_image(None)  # in memory: blobs go to a temporary folder
+with image.transaction("install the embedded model and the persona adapters"):
+    install_model(image)
+ensure_psm(image)  # the state prototypes, the workflows, persona.ask
+mind = ModelMind(image)  # one thread, a repetition penalty on prose
+install_mind(image, mind)
+print(sorted(image.root["psm"].states), "|", sorted(image.root["psm"].workflows))
+""",
+    ),
+    (
+        "md",
+        """
+## Ask BRICK
+
+`ask` creates the cycle on a connection of its own and leaves it at IDLE. The `CycleStepper`
+shows the state graph, the trace and the timings; its buttons do what the cells below do.
+""",
+    ),
+    (
+        "code",
+        """
+brick = image.root["personas"]["BRICK"]
+question = "How do I back up a database without stopping the application that writes to it?"
+cycle = brick.ask(question)
+stepper = CycleStepper(cycle)
+print(cycle.current_state(), "| workflow:", cycle.workflow, "| personas:", cycle.sequence)
+stepper
+""",
+    ),
+    (
+        "md",
+        """
+**IDLE** accepts the mission (an over-long one would be cut here, with a notice).
+""",
+    ),
+    (
+        "code",
+        """
+entry = cycle.step()
+print({k: entry[k] for k in ("state", "persona", "output", "ms", "next")})
+""",
+    ),
+    (
+        "md",
+        """
+**DECOMPOSING**: BRICK writes the plan `{strategy, relevant_pillars, sub_queries}`. Decoding is
+guided by the plan's grammar, so the reply is valid JSON naming two or three of the workflow's
+facets; pydantic validates it, and an invalid plan would fall back to the workflow matrix (with a
+notice).
+""",
+    ),
+    (
+        "code",
+        """
+entry = cycle.step()
+print(entry["adapter"], "|", entry["tokens"], "tokens |", round(entry["ms"] / 1e3, 1), "s")
+print(entry["output"])
+print(entry["notices"])
+print("plan from:", cycle.scratch["plan_source"])
+""",
+    ),
+    (
+        "md",
+        """
+**DELEGATING**: each chosen facet is a method of its persona. The first time a facet is used the
+model writes it (through the JIT pipeline: audited, trial-run, then installed); then all facets
+answer together in one generate, each row with its persona's adapter. A facet is asked the
+question itself with BRICK's sub-question as its focus.
+""",
+    ),
+    (
+        "code",
+        """
+entry = cycle.step()
+for partial in cycle.scratch["partials"]:
+    print(f"{partial['persona']}.{partial['facet']}:", partial["answer"][:300], "\\n")
+print("one batch of", cycle.scratch["batch_size"], "| calls:", entry["calls"])
+""",
+    ),
+    (
+        "code",
+        """
+# NBVAL_IGNORE_OUTPUT
+facet = cycle.scratch["partials"][0]
+# the cycle's own view: nothing it did is committed before COMPLETE
+method = cycle.persona_seen(facet["persona"]).get_slot(facet["facet"])
+print(method.source)
+print({k: method.provenance[k] for k in ("author", "model", "latency_s")})
+""",
+    ),
+    (
+        "md",
+        """
+**SYNTHESIZING**: ROBIN weaves the partial answers into one. The quality gate then checks the
+answer (not empty, within length bounds, not a copy of one partial answer, not a loop, sharing
+words with the question and the partial answers) and ALFRED gives a verdict. A refused answer
+sends the cycle to FAILED with the gate's reason.
+""",
+    ),
+    (
+        "code",
+        """
+entry = cycle.step()
+print(entry["output"])
+print("next:", entry["next"], "| reason:", entry["reason"] or "-")
+print("ALFRED:", entry.get("calls", [{}])[-1].get("output", "-"))
+""",
+    ),
+    (
+        "md",
+        """
+The terminal state runs last: COMPLETE commits everything the cycle did (the facets it
+compiled, the cycle itself in `psm.cycles`); FAILED would roll it all back.
+""",
+    ),
+    (
+        "code",
+        """
+entry = cycle.step()
+outcome = cycle.outcome()
+stepper.refresh()
+print(outcome.status, "|", outcome.reason or "no failure", "|", len(outcome.trace), "states")
+frame = cycle.trace_frame()
+frame[["state", "persona", "facet", "adapter", "tokens", "ms"]]
+""",
+    ),
+    (
+        "code",
+        """
+fig = timings_figure(outcome.trace)
+print({e["state"]: round(e["ms"] / 1e3, 2) for e in outcome.trace}, "seconds")
+""",
+    ),
+    (
+        "md",
+        """
+## A cycle that fails rolls back
+
+A stricter gate (answers of at most 120 characters) refuses ROBIN's weave, so this cycle ends in
+FAILED. Its work is rolled back: any facet method it compiled and the cycle itself vanish, and
+only a failure record remains, written in a transaction of its own. Compare the image before and
+after, read on the image's own connection.
+""",
+    ),
+    (
+        "code",
+        """
+def image_facts():
+    image.sync()  # see what cycles committed on their own connections
+    root = image.root
+    return {
+        "persona slots": {n: len(p.slot_names()) for n, p in root["personas"].items()},
+        "completed cycles": len(root["psm"].cycles),
+        "failure records": len(root["failures"]),
+    }
+
+before = image_facts()
+strict = CycleSettings(max_answer_chars=120)
+failing = start_cycle(image, "How do bees make honey?", persona="BABS", settings=strict)
+outcome = failing.run()
+print(outcome.status, "in", outcome.failed_state, "|", outcome.reason)
+""",
+    ),
+    (
+        "code",
+        """
+after = image_facts()
+for key in before:
+    print(f"{key:17} before {before[key]!s:.70}\\n{'':17} after  {after[key]!s:.70}")
+""",
+    ),
+    (
+        "code",
+        """
+record = list(image.root["failures"].values())[-1]
+print({k: record[k] for k in ("kind", "mission", "persona", "workflow", "state", "reason", "mind")})
+print([e["state"] for e in record["trace"]])
+""",
+    ),
+    (
+        "code",
+        """
+image.close()
+""",
+    ),
+]
+
 if __name__ == "__main__":
-    targets = {"01_genesis.ipynb": GENESIS, "04_object_inspector.ipynb": INSPECTOR}
+    targets = {
+        "01_genesis.ipynb": GENESIS,
+        "03_step_cycle.ipynb": STEP_CYCLE,
+        "04_object_inspector.ipynb": INSPECTOR,
+    }
     for name, cells in targets.items():
         if len(sys.argv) > 1 and name not in sys.argv[1:]:
             continue

@@ -174,7 +174,7 @@ def test_garbage_plan_falls_back_to_the_matrix(psm: Image, reply: str) -> None:
         ({"weave": "word " * 2000}, "over 4000"),
         ({"facet": "The one and only view.", "weave": "The one and only view."}, "copy"),
         ({"facet": "A view of the matter.", "weave": "A view of the matter!"}, "alike"),
-        ({"code": "    return 42\n"}, "returned int, not text"),
+        ({"code": "    self.infer(query)\n    return 42\n"}, "returned int, not text"),
     ],
 )
 def test_bad_model_output_fails_the_cycle_with_its_reason(
@@ -299,3 +299,27 @@ def test_a_facet_the_model_cannot_write(psm: Image) -> None:
     method = psm.root["personas"]["BRICK"].get_slot("tamland_facet_")
     assert method.provenance["author"] == "facet-template"
     assert method.provenance["attempts"][0]["stage"] == "extract"
+
+
+def test_cycle_persona_shows_what_the_cycle_did_before_it_commits(psm: Image) -> None:
+    cycle = ask(psm, ScriptedMind())
+    for _ in range(3):  # IDLE, DECOMPOSING, DELEGATING: facet methods compiled, not committed
+        cycle.step()
+    facet = cycle.scratch["partials"][0]
+    seen = cycle.persona_seen(facet["persona"]).get_slot(facet["facet"])
+    assert isinstance(seen, Method)
+    outside = psm.root["personas"][facet["persona"]]
+    assert not isinstance(outside.get_slot(facet["facet"], None), Method)
+    with pytest.raises(CycleError, match="no persona 'NOBODY'; the personas are ALFRED"):
+        cycle.persona_seen("NOBODY")
+    cycle.abort()
+
+
+def test_an_older_image_gets_new_cycle_methods_on_ensure_psm(psm: Image) -> None:
+    prototype = psm.root["psm"].cycle_prototype
+    with psm.transaction("an image from before cycle.persona_seen"):
+        prototype.del_slot("persona_seen")
+    ensure_psm(psm)
+    conn, root = fresh_root(psm)  # committed, not only set
+    assert root["psm"].cycle_prototype.has_slot("persona_seen")
+    conn.close()

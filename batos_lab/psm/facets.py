@@ -6,6 +6,9 @@ pipeline of :mod:`batos_lab.dnu` with a *facet mandate*: write a method that bui
 prompt from the intent and calls ``self.infer(query, system=...)``, the persona's own model call
 with its adapter (:func:`persona_infer`). The method is extracted, audited and trial-run (the
 trial's ``infer`` answers without the model), then installed on the persona; later calls reuse it.
+A method that never calls ``self.infer`` passes any trial but would never ask the model, so it is
+refused (:func:`asks_model`) and, like a method that failed every attempt, replaced by the
+mandate's template when the cycle allows it.
 
 In DELEGATING the facets answer together (:func:`answer_facets`): each facet method runs once in
 a rolled-back savepoint to *collect* the requests it makes, the mind answers all of them in one
@@ -15,6 +18,7 @@ does with its reply is honoured without a second model call.
 
 from __future__ import annotations
 
+import ast
 import contextvars
 import datetime as dt
 import hashlib
@@ -33,6 +37,7 @@ from batos_lab.psm.mind import Mind, Reply, Request, mind_for
 __all__ = [
     "FacetAnswer",
     "answer_facets",
+    "asks_model",
     "ensure_facet",
     "facet_prompt",
     "persona_dnu",
@@ -74,34 +79,40 @@ def _calls(state: _FacetCalls) -> Iterator[_FacetCalls]:
         _CALLS.reset(token)
 
 
+# The mandate is a Python file, as the JIT prompt is: the model continues the forced header of
+# the last function. Every example names the slot it reads in its comment, so the model copies
+# the facet's real key rather than a shortened one (it wrote 'tamland_' for 'tamland_facet_').
 _MANDATE = """\
-Write one Python method: a facet of a persona, which answers a query in the spirit of an intent.
+# A facet of a persona: a method that answers a query in the spirit of an intent.
+# The intent is a slot: self.pillars[facet name]. The persona's name is self.name.
+# A facet builds a system text from its intent and returns self.infer(query, system=system).
+# Names never start with an underscore.
 
-Rules:
-- One function. Parameters: self, query.
-- Read the intent as self.pillars['FACET_NAME'] and the persona's name as self.name.
-- Return self.infer(query, system=system_text), where system_text is built from the intent.
-- Never use names that start with an underscore.
-
-Example. Persona 'ZED', facet 'plain_facet_', intent: Answer plainly.
-```python
+# ZED's facet plain_facet_, intent self.pillars['plain_facet_']: Answer plainly.
 def plain_facet_(self, query):
-    intent = self.pillars['plain_facet_']
-    system = 'You are ' + self.name + '. ' + intent
+    system = 'You are ' + self.name + '. ' + self.pillars['plain_facet_']
     return self.infer(query, system=system)
-```
+
+# ZED's facet kind_facet_, intent self.pillars['kind_facet_']: Answer with warmth.
+def kind_facet_(self, query):
+    system = self.name + ' speaks. ' + self.pillars['kind_facet_']
+    return self.infer(query, system=system)
 """
 
 
 def facet_prompt(persona: UvmObject, facet: str) -> JITPrompt:
-    """Return the facet mandate prompt for ``persona``'s ``facet``, ending in its header."""
-    intent = str(persona.pillars[facet])
+    """Return the facet mandate prompt for ``persona``'s ``facet``, ending in its header.
+
+    Example:
+        >>> facet_prompt(brick, "guide_facet_").header  # doctest: +SKIP
+        'def guide_facet_(self, query):'
+    """
+    intent = " ".join(str(persona.pillars[facet]).split())
     header = f"def {facet}(self, query):"
     text = "\n".join(
         [
             _MANDATE,
-            f"Now persona '{persona.name}', facet '{facet}', intent: {intent}",
-            "```python",
+            f"# {persona.name}'s facet {facet}, intent self.pillars[{facet!r}]: {intent}",
             header,
         ]
     )
@@ -113,10 +124,32 @@ def facet_prompt(persona: UvmObject, facet: str) -> JITPrompt:
     )
 
 
+def asks_model(source: str) -> bool:
+    """Tell whether a facet method's source calls ``self.infer`` (a facet must ask the model).
+
+    Example:
+        >>> asks_model("def f(self, query):\\n    return self.infer(query)")
+        True
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "infer"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "self"
+        for node in ast.walk(tree)
+    )
+
+
 def _code_generator(mind: Mind) -> Any:
     def generate(prompt: str, temperature: float, attempt: int) -> str:
-        # no stop string: the small model opens its reply with a fence of its own
-        request = Request(role="code", prompt=prompt, max_new_tokens=128, temperature=temperature)
+        # a ModelMind continues the forced header and stops where the function ends; a body
+        # of the mandate's shape is about 45 tokens
+        request = Request(role="code", prompt=prompt, max_new_tokens=96, temperature=temperature)
         return mind.answer(request).text
 
     return generate
@@ -173,6 +206,18 @@ def ensure_facet(
             attempts,
         )
     author = "jit-facet"
+    if learned is not None and not asks_model(learned[0]):
+        # the trial passes whatever the method returns; a facet that never asks the model
+        # would answer every query with the same text, so it is not accepted
+        attempts.append(
+            {
+                "attempt": len(attempts),
+                "stage": "facet",
+                "error": "the method never calls self.infer, so it would not ask the model",
+                "source": learned[0],
+            }
+        )
+        learned = None
     if learned is None:
         summary = "; ".join(f"{a.get('stage')}: {a.get('error')}" for a in attempts)
         if not fallback:

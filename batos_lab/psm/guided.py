@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 __all__ = [
     "PlanCursor",
@@ -61,6 +61,7 @@ class PlanCursor:
         index: which sub-query is being written.
         max_pillars: most facets a plan may choose.
         max_chars: most characters of a string.
+        min_pillars: fewest facets a plan may choose (fewer when fewer names exist).
     """
 
     names: tuple[str, ...]
@@ -73,15 +74,37 @@ class PlanCursor:
     index: int = -1
     max_pillars: int = 4
     max_chars: int = 240
+    min_pillars: int = 1
 
     @classmethod
     def start(
-        cls, names: Sequence[str], *, max_pillars: int = 4, max_chars: int = 240
+        cls,
+        names: Sequence[str],
+        *,
+        max_pillars: int = 4,
+        max_chars: int = 240,
+        min_pillars: int = 1,
     ) -> PlanCursor:
-        """Return the cursor before the first character."""
+        """Return the cursor before the first character.
+
+        Raises:
+            ValueError: no names, or ``min_pillars`` above ``max_pillars``.
+        """
         if not names:
             raise ValueError("A guided plan needs at least one facet name to choose from.")
-        return cls(tuple(names), max_pillars=max(1, max_pillars), max_chars=max(1, max_chars))
+        if min_pillars > max_pillars:
+            raise ValueError(
+                f"min_pillars ({min_pillars}) is above max_pillars ({max_pillars}); a plan "
+                "could never close."
+            )
+        # a plan cannot choose more facets than exist, so the floor follows the names
+        floor = max(1, min(min_pillars, len(set(names))))
+        return cls(
+            tuple(names),
+            max_pillars=max(1, max_pillars),
+            max_chars=max(1, max_chars),
+            min_pillars=floor,
+        )
 
     @property
     def done(self) -> bool:
@@ -139,7 +162,7 @@ class PlanCursor:
             left = len(self.chosen) < min(self.max_pillars, len(self.names))
             if ch == "," and left:
                 return replace(self, phase="lit", rest=' "', then=("name", 0))
-            if ch == "]":
+            if ch == "]" and len(self.chosen) >= self.min_pillars:
                 return replace(self, phase="lit", rest=_KEY_SUBS, then=("sub", 0))
             return None
         return None  # "end" accepts nothing more
@@ -167,7 +190,7 @@ class PlanCursor:
                 heads.add('"')
             return heads
         if self.phase == "after":
-            return {",", "]"}
+            return {",", "]"} if len(self.chosen) >= self.min_pillars else {","}
         return set()
 
     def _open_name(self, name: str) -> bool:
@@ -236,9 +259,10 @@ class TokenTable:
         safe_len: per id, the length of a string-safe text (no quote, backslash or control
             character), or a large number when the token is not string-safe.
         quoted: ids of printable tokens holding a quote (they may close a string).
+        space_led: per id, whether the text starts with white space (never a string's first).
     """
 
-    _cache: ClassVar[dict[int, TokenTable]] = {}
+    _cache: ClassVar[dict[int, Any]] = {}
 
     def __init__(self, texts: Sequence[str | None], vocab_size: int | None = None) -> None:
         import numpy as np
@@ -264,11 +288,11 @@ class TokenTable:
         self.safe_len = np.asarray(lengths, dtype=np.int64)
         led = [t[0].isspace() if t else False for t in self.texts]
         self.space_led = np.asarray(led + [False] * (size - len(led)), dtype=bool)
-        self._memo: dict[PlanCursor, Any] = {}
+        self._memo: dict[Any, Any] = {}  # cursor -> allowed ids
 
     @classmethod
-    def for_tokenizer(cls, tokenizer: Any, vocab_size: int | None = None) -> TokenTable:
-        """Return the (cached) table of a tokenizer."""
+    def for_tokenizer(cls, tokenizer: Any, vocab_size: int | None = None) -> Self:
+        """Return the (cached) table of a tokenizer (one per class: subclasses keep their own)."""
         key = id(tokenizer)
         table = cls._cache.get(key)
         if table is None or (vocab_size and len(table.safe_len) < vocab_size):
@@ -313,6 +337,7 @@ class PlanLogitsProcessor:
         max_pillars: most facets a plan may choose.
         max_chars: most characters of the strategy and of each sub-query.
         vocab_size: the model's vocabulary size, when larger than the tokenizer's.
+        min_pillars: fewest facets a plan may choose.
 
     Attributes:
         cursors: one cursor per row (None where a row left the grammar).
@@ -328,9 +353,15 @@ class PlanLogitsProcessor:
         max_pillars: int = 4,
         max_chars: int = 240,
         vocab_size: int | None = None,
+        min_pillars: int = 1,
     ) -> None:
         self.table = TokenTable.for_tokenizer(tokenizer, vocab_size)
-        self.start = PlanCursor.start(names, max_pillars=max_pillars, max_chars=max_chars)
+        self.start = PlanCursor.start(
+            names,
+            max_pillars=max_pillars,
+            max_chars=max_chars,
+            min_pillars=min_pillars,
+        )
         self.eos = eos_token_id
         self.cursors: list[PlanCursor | None] = []
         self.prompt_len: int | None = None
@@ -391,6 +422,7 @@ def generate_guided_plan(
     adapter: str | None,
     max_new_tokens: int = 384,
     max_pillars: int = 3,
+    min_pillars: int = 2,
     repetition_penalty: float = 1.15,
 ) -> Any:
     """Generate a plan with the cognitive core under :class:`PlanLogitsProcessor`.
@@ -403,6 +435,8 @@ def generate_guided_plan(
         adapter: the adapter to plan with; unknown or degraded falls back to the base model.
         max_new_tokens: the token budget of the plan (strings are bounded to fit in it).
         max_pillars: most facets the plan may choose.
+        min_pillars: fewest facets the plan may choose (a plan of one facet has nothing to
+            weave; fewer when the workflow offers fewer).
         repetition_penalty: discourages the loops small models fall into in free text.
 
     Returns:
@@ -431,7 +465,7 @@ def generate_guided_plan(
         except Exception as exc:  # plan with the base model rather than not at all
             notices.append(f"The adapter {adapter} could not be used ({exc}); base model used.")
     if used is None:
-        peft = core.peft_model(create=False)
+        peft = core.peft_model()
         if peft is not None:
             context = peft.disable_adapter()
     model = core.generator()
@@ -441,6 +475,7 @@ def generate_guided_plan(
         int(kwargs["eos_token_id"]),
         max_pillars=max_pillars,
         max_chars=string_budget(max_new_tokens, max_pillars),
+        min_pillars=min_pillars,
         vocab_size=int(getattr(model.config, "vocab_size", 0) or 0) or None,
     )
     input_ids = torch.tensor([ids], device=core.input_device())

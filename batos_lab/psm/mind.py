@@ -25,7 +25,8 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,6 +34,7 @@ from batos_lab.errors import MindUnavailable
 from batos_lab.limits import paused
 
 __all__ = [
+    "PROSE_ROLES",
     "ROLES",
     "Mind",
     "ModelMind",
@@ -48,6 +50,8 @@ __all__ = [
 
 #: What a request is for. Scripts of a ScriptedMind are keyed by these.
 ROLES = ("plan", "facet", "weave", "check", "code", "doc")
+#: Roles answered in prose, where a ModelMind applies its repetition penalty.
+PROSE_ROLES = frozenset({"facet", "weave", "check", "doc"})
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,7 @@ def _default_facet(request: Request) -> str:
 
 
 def _default_weave(request: Request) -> str:
-    views = [line.split(":", 1)[-1].strip() for line in request.prompt.splitlines() if "|" in line]
+    views = [line[2:].strip() for line in request.prompt.splitlines() if line.startswith("- ")]
     return "Taken together: " + " ".join(views or [request.prompt[:200]])
 
 
@@ -284,27 +288,85 @@ class ModelMind:
     """A Mind backed by the image's cognitive core (``batos_lab.llm.core_for(image)``).
 
     Calls are serialized with a lock: cycles may run in worker threads, the model is one.
+    Generation runs on ``threads`` CPU threads (one by default: on a small shared machine a
+    135M model decodes several times faster on one thread than on two that contend with other
+    work), and prose (facets, weave, check) is decoded with a repetition penalty, since the
+    small model otherwise loops on a phrase until its budget is spent. A ``code`` request with
+    no adapter (a facet method being written) continues a forced ``def`` header instead of
+    chatting (:class:`batos_lab.dnu_model.ModelGenerator`).
 
     Args:
-        image: the open Image whose ``pLLM_obj`` holds the model.
+        image: the open Image whose ``pLLM_obj`` holds the model (or None with ``core``).
+        core: a cognitive core to use instead of the image's (one model serving cycles of
+            several images, as the tests do).
         plan_adapter: the adapter BRICK plans with (None: the base model).
+        threads: CPU threads while generating (0 leaves torch's setting alone).
+        repetition_penalty: applied to prose replies (1.0: none).
+        plan_facets: fewest and most facets a plan may choose. The embedded model always
+            stops at the fewest, so this sets how many facets answer: three by default, the
+            smallest batch measured to answer twice as fast as the same facets one by one
+            (benchmarks/results/psm_cycle.md).
 
     Raises:
-        MindUnavailable: the model layer is not importable.
+        MindUnavailable: the model layer is not importable, or neither image nor core was given.
+        ValueError: ``threads`` below 0, ``repetition_penalty`` not above 0, or ``plan_facets``
+            not a range of at least one facet.
     """
 
-    def __init__(self, image: Any, *, plan_adapter: str | None = "BRICK") -> None:
-        try:
-            from batos_lab.llm import core_for
-        except ImportError as exc:
-            raise MindUnavailable(
-                f"The model layer cannot be imported ({exc}); install batos_lab[llm], or give "
-                "the cycle a ScriptedMind."
-            ) from None
-        self.core = core_for(image)
+    def __init__(
+        self,
+        image: Any = None,
+        *,
+        core: Any = None,
+        plan_adapter: str | None = "BRICK",
+        threads: int = 1,
+        repetition_penalty: float = 1.2,
+        plan_facets: tuple[int, int] = (3, 3),
+    ) -> None:
+        if not 1 <= plan_facets[0] <= plan_facets[1]:
+            raise ValueError(
+                f"plan_facets must be (fewest, most) with 1 <= fewest <= most; got {plan_facets}."
+            )
+        if threads < 0:
+            raise ValueError(f"threads must be 0 (torch's setting) or more; got {threads}.")
+        if repetition_penalty <= 0:
+            raise ValueError(
+                f"repetition_penalty must be above 0 (1.0 is none); got {repetition_penalty}."
+            )
+        if core is None:
+            if image is None:
+                raise MindUnavailable("A ModelMind needs an image with a model, or a core.")
+            try:
+                from batos_lab.llm import core_for
+            except ImportError as exc:
+                raise MindUnavailable(
+                    f"The model layer cannot be imported ({exc}); install batos_lab[llm], or "
+                    "give the cycle a ScriptedMind."
+                ) from None
+            core = core_for(image)
+        self.core = core
         self.plan_adapter = plan_adapter
-        self.model_id = str(getattr(self.core, "model_id", "embedded"))
+        self.threads = threads
+        self.repetition_penalty = repetition_penalty
+        self.plan_facets = plan_facets
+        self.model_id = _model_id(core)
         self._lock = threading.Lock()
+
+    @contextmanager
+    def _generating(self) -> Iterator[None]:
+        """Hold the model: the lock, the sandbox clock paused, the thread count set."""
+        with self._lock, paused():
+            if not self.threads:
+                yield
+                return
+            import torch
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+            try:
+                yield
+            finally:
+                torch.set_num_threads(before)
 
     @staticmethod
     def _from(result: Any) -> Reply:
@@ -317,9 +379,14 @@ class ModelMind:
             notices=list(getattr(result, "notices", []) or []),
         )
 
+    def _penalty(self, request: Request) -> float:
+        return self.repetition_penalty if request.role in PROSE_ROLES else 1.0
+
     def answer(self, request: Request) -> Reply:
         """Answer one request with ``core.infer`` (an over-long prompt is cut, with a notice)."""
-        with self._lock, paused():
+        if request.role == "code" and request.adapter is None:
+            return self._code(request)
+        with self._generating():
             result = self.core.infer(
                 request.prompt,
                 adapter=request.adapter,
@@ -328,14 +395,30 @@ class ModelMind:
                 temperature=request.temperature,
                 stop=list(request.stop) or None,
                 truncate=True,
+                repetition_penalty=self._penalty(request),
             )
         return self._from(result)
+
+    def _code(self, request: Request) -> Reply:
+        """Write the body of the function the prompt ends with (its header forced)."""
+        from batos_lab.dnu_model import ModelGenerator
+
+        generator = ModelGenerator(self.core, max_new_tokens=request.max_new_tokens, threads=0)
+        with self._generating():
+            began = time.perf_counter()
+            text = generator(request.prompt, request.temperature, 0)
+            ms = (time.perf_counter() - began) * 1e3
+            tokenizer = self.core.tokenizer()
+            prompt_tokens = len(tokenizer.encode(request.prompt, add_special_tokens=False))
+            body = text.split("\n", 1)[-1]  # the header was given, not generated
+            written = len(tokenizer.encode(body, add_special_tokens=False))
+        return Reply(text, prompt_tokens, written, ms, None)
 
     def answer_batch(self, requests: Sequence[Request]) -> list[Reply]:
         """Answer all requests in one mixed-adapter ``generate_batch`` call."""
         if not requests:
             return []
-        with self._lock, paused():
+        with self._generating():
             results = self.core.generate_batch(
                 [r.prompt for r in requests],
                 [r.adapter for r in requests],
@@ -344,6 +427,7 @@ class ModelMind:
                 temperature=requests[0].temperature,
                 stop=sorted({s for r in requests for s in r.stop}) or None,
                 truncate=True,
+                repetition_penalty=max(self._penalty(r) for r in requests),
             )
         return [self._from(r) for r in results]
 
@@ -355,7 +439,7 @@ class ModelMind:
         """Generate the plan with JSON-guided decoding restricted to ``facets``."""
         from batos_lab.psm.guided import generate_guided_plan
 
-        with self._lock, paused():
+        with self._generating():
             return generate_guided_plan(
                 self.core,
                 request.prompt,
@@ -363,7 +447,20 @@ class ModelMind:
                 facets=facets,
                 adapter=request.adapter if request.adapter is not None else self.plan_adapter,
                 max_new_tokens=request.max_new_tokens,
+                min_pillars=self.plan_facets[0],
+                max_pillars=self.plan_facets[1],
             )
+
+
+def _model_id(core: Any) -> str:
+    """The model's id as the core records it ("embedded" when it cannot say)."""
+    named = getattr(core, "model_id", None)
+    if named:
+        return str(named)
+    try:
+        return str(core.record.model_id)
+    except Exception:  # a core without a stored record (a stand-in) still serves
+        return "embedded"
 
 
 # --------------------------------------------------------------------------- registry

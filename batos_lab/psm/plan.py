@@ -11,6 +11,7 @@ not valid.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from batos_lab.errors import PlanError
 
-__all__ = ["Plan", "fallback_plan", "parse_plan", "plan_prompt"]
+__all__ = [
+    "EXAMPLE_PLAN",
+    "EXAMPLE_QUESTION",
+    "Plan",
+    "fallback_plan",
+    "gist",
+    "parse_plan",
+    "plan_prompt",
+]
 
 MAX_PILLARS = 6
 
@@ -140,18 +149,47 @@ def fallback_plan(
     )
 
 
+#: The worked example the planning prompt shows (its facet names are not the image's, so the
+#: model learns the shape without being steered towards particular facets).
+EXAMPLE_QUESTION = "How do I keep a houseplant alive?"
+EXAMPLE_PLAN = (
+    '{"strategy": "Cover what the plant needs, a care routine, and what goes wrong.", '
+    '"relevant_pillars": ["needs_facet_", "routine_facet_", "doubt_facet_"], "sub_queries": '
+    '{"needs_facet_": "What does a houseplant need to stay alive?", '
+    '"routine_facet_": "Which routine keeps the watering on time?", '
+    '"doubt_facet_": "Why do houseplants usually die?"}}'
+)
+
+
+def gist(intent: str, limit: int = 100) -> str:
+    """Return the first sentence of a facet's intent, at most ``limit`` characters.
+
+    Example:
+        >>> gist("Answer plainly: short words. Never joke.")
+        'Answer plainly: short words.'
+    """
+    text = " ".join(str(intent).split())
+    first = re.split(r"(?<=[.;!?])\s", text, maxsplit=1)[0]
+    return first if len(first) <= limit else first[: limit - 3].rstrip() + "..."
+
+
 def plan_prompt(mission: str, facets: Mapping[str, str], context: str = "") -> str:
-    """Return the planning prompt: the mission, the facets with their intents, the JSON shape."""
+    """Return the planning prompt: facets with the gist of their intents, an example, the question.
+
+    The question comes last, nearest to where the model starts writing (the embedded model
+    keeps to what it read most recently). Intents are cut to their first sentence so the prompt
+    of a four-persona workflow stays near 450 tokens.
+    """
     lines = [
-        "Decompose the question into sub-questions for the facets best placed to answer.",
         "Facets (name: what it does):",
-        *(f"- {name}: {intent[:160]}" for name, intent in facets.items()),
+        *(f"- {name}: {gist(intent)}" for name, intent in facets.items()),
     ]
     if context.strip():
-        lines += ["Background from the knowledge catalog:", context.strip()[:1500]]
+        lines += ["Background from the knowledge catalog:", context.strip()[:1200]]
     lines += [
+        f'Example plan, for the question "{EXAMPLE_QUESTION}":',
+        EXAMPLE_PLAN,
+        "Choose the three facets best placed to help, and ask each one a short sub-question.",
         f"Question: {mission}",
-        'Reply with JSON only: {"strategy": "...", "relevant_pillars": ["facet", ...], '
-        '"sub_queries": {"facet": "sub-question", ...}}. Choose 2 or 3 facets.',
     ]
     return "\n".join(lines)

@@ -6,7 +6,9 @@
   UvmObject whose ``process`` slot is a NativeMethod (kernel behaviour by importable name) and
   whose ``terminal`` slot marks the end states;
 * ``cycle_prototype``: the parent of every cycle, answering ``step``, ``run``, ``abort``,
-  ``outcome`` and ``trace_frame``;
+  ``outcome``, ``trace_frame``, ``current_state`` and ``persona_seen`` (a persona as the cycle's
+  own connection sees it); an image made before one of these existed gets it on its next
+  ``ensure_psm``;
 * ``workflow_prototype`` and ``workflows``: one workflow per row of the matrix;
 * ``cycles``: an OOBTree of the cycles that completed, newest last.
 
@@ -50,6 +52,7 @@ _CYCLE_METHODS = {
     "outcome": "batos_lab.psm.cycle:outcome",
     "trace_frame": "batos_lab.psm.cycle:trace_frame",
     "current_state": "batos_lab.psm.cycle:current_state",
+    "persona_seen": "batos_lab.psm.cycle:persona_seen",
 }
 
 _PERSONA_METHODS = {
@@ -130,6 +133,7 @@ def ensure_psm(image: Image) -> Any:
     remember_image(image)
     home = psm_home(image.root)
     if home is not None:
+        _top_up(image, home)
         return home
 
     def build() -> None:
@@ -138,6 +142,16 @@ def ensure_psm(image: Image) -> Any:
 
     image.transact(build, note="psm: state prototypes, workflows, persona behaviour")
     return image.root["psm"]
+
+
+def _top_up(image: Image, home: Any) -> None:
+    """Give an image made by an older version the cycle methods added since (one transaction)."""
+    prototype = home.cycle_prototype
+    missing = {n: r for n, r in _CYCLE_METHODS.items() if not prototype.has_slot(n)}
+    if missing:
+        with image.transaction(f"psm: cycle methods {', '.join(sorted(missing))}"):
+            for name, ref in missing.items():
+                prototype.set_slot(name, NativeMethod(ref))
 
 
 def compile_self(self: Any) -> Any:

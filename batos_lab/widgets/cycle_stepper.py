@@ -28,7 +28,7 @@ def state_graph_svg(
         forward: the workflow's ``state -> next`` edges (default: the standard graph).
     """
     edges = [(a, b) for a, b in forward.items() if b] if forward else _EDGES
-    order = [s for s in STATES if s != "FAILED"]
+    order = _path(edges)
     box_w, box_h, gap = 118, 34, 18
     pos = {s: (10 + i * (box_w + gap), 14) for i, s in enumerate(order)}
     pos["FAILED"] = (10 + 2 * (box_w + gap), 84)
@@ -60,6 +60,17 @@ def state_graph_svg(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _path(edges: list[tuple[str, str]]) -> list[str]:
+    """The states of a linear workflow in the order it visits them (any workflow's states)."""
+    onward = dict(edges)
+    heads = [a for a in onward if a not in onward.values()]
+    order = [heads[0] if heads else "IDLE"]
+    while order[-1] in onward and onward[order[-1]] not in order:
+        order.append(onward[order[-1]])
+    known = [s for s in STATES if s != "FAILED"]
+    return order if len(order) > 1 else known
 
 
 def timings_figure(trace: list[dict[str, Any]]) -> Any:
