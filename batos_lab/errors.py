@@ -37,6 +37,7 @@ The tree::
     ├── PlanError                 a decomposition plan that is not valid JSON or names no facet
     ├── CycleError                a cycle used wrongly (empty mission, stepped after it ended)
     └── MindUnavailable           no model (Mind) serves the image's cycles
+    PanelError                    a panel spec the image refuses (unknown kind or slot, bad layout)
 
 Messages are full sentences: what was expected, what was found, and what to do.
 """
@@ -227,3 +228,15 @@ class CycleError(PSMError):
 
 class MindUnavailable(PSMError):
     """No Mind (model interface) serves the cycles of this image."""
+
+
+class PanelError(BatosError):
+    """A panel spec the image refuses: an unknown kind or slot, a duplicate id, a bad layout.
+
+    Attributes:
+        problems: every problem found, one sentence each (the message joins them).
+    """
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [message])

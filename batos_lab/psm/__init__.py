@@ -45,11 +45,22 @@ from batos_lab.psm.mind import (
 from batos_lab.psm.missions import Mission, MissionQueue
 from batos_lab.psm.plan import Plan, fallback_plan, parse_plan
 from batos_lab.psm.states import STATES, build_psm, ensure_psm
+from batos_lab.psm.ui_workflow import (
+    UI_WORKFLOW,
+    PanelSettings,
+    build_panel,
+    compile_ui_workflow,
+    ensure_ui_workflow,
+    install_ui_workflow,
+    panel_script,
+    start_panel_cycle,
+)
 from batos_lab.psm.workflow import CompiledWorkflow, compile_workflow, install_workflow
 
 __all__ = [
     "STATES",
     "TRACE_FIELDS",
+    "UI_WORKFLOW",
     "CompiledWorkflow",
     "CycleOutcome",
     "CycleSession",
@@ -58,22 +69,29 @@ __all__ = [
     "Mission",
     "MissionQueue",
     "ModelMind",
+    "PanelSettings",
     "Plan",
     "Reply",
     "Request",
     "ScriptedMind",
+    "build_panel",
     "build_psm",
+    "compile_ui_workflow",
     "compile_workflow",
     "current_session",
     "cycle_dnu",
     "ensure_facet",
     "ensure_psm",
+    "ensure_ui_workflow",
     "facet_prompt",
     "fallback_plan",
     "install_mind",
+    "install_ui_workflow",
     "install_workflow",
     "mind_for",
+    "panel_script",
     "parse_plan",
     "start_cycle",
+    "start_panel_cycle",
     "uninstall_mind",
 ]
