@@ -12,6 +12,9 @@ answers it:
   (``catalog_vectors.py``, ``catalog_fusion.py``).
 * ``retrieval_questions_fresh.json`` (fresh, 74): written before any of those changes, read
   by this script only, and scored on the final configuration; nothing was chosen on it.
+* ``retrieval_questions_fresh2.json`` (second fresh, 80): written later in one pass, by
+  someone who read only the codex (no results, no other question file), and first scored on
+  the same final configuration, unchanged since; nothing was chosen on it either.
 
 A retrieved chunk is relevant when its text contains the span (case and whitespace ignored).
 recall@5: share of questions with a relevant chunk in the top 5. MRR: mean of 1/rank of the
@@ -34,11 +37,14 @@ DATA = Path(__file__).resolve().parent / "data"
 QUESTIONS = DATA / "retrieval_questions.json"
 HELD_OUT = DATA / "retrieval_questions_heldout.json"
 FRESH = DATA / "retrieval_questions_fresh.json"
+FRESH2 = DATA / "retrieval_questions_fresh2.json"
 MODES = ("bm25", "vector", "hybrid")
 #: Shown for comparison: reciprocal rank fusion (k=60) of the top-50 BM25 and vector rankings.
 RRF_ROW = "rrf k=60 (comparison)"
-#: The sets the hybrid gain is judged on (the fresh set was never used to choose anything).
-JUDGED = ("fresh all", "combined all")
+#: The sets the hybrid gain is judged on: the 154 questions never used to choose anything
+#: (both fresh sets together), and every question. Each fresh set is also shown on its own.
+JUDGED = ("both fresh all", "combined all")
+SHOWN = ("fresh all", "second fresh all", *JUDGED)
 #: The configuration before this round of changes, scored for comparison only: chunk vectors
 #: without heading context, hybrid alpha 0.75. Added after the fresh set's first scoring.
 PREVIOUS = (ChunkingConfig(heading_context=False), 0.75)
@@ -98,8 +104,14 @@ def evaluate(
 
 def question_sets() -> dict[str, list[Question]]:
     """Each file, and all of them combined, each also split into literal and paraphrased."""
-    files = {"tuning": load(QUESTIONS), "former held-out": load(HELD_OUT), "fresh": load(FRESH)}
+    files = {
+        "tuning": load(QUESTIONS),
+        "former held-out": load(HELD_OUT),
+        "fresh": load(FRESH),
+        "second fresh": load(FRESH2),
+    }
     files["combined"] = [item for items in files.values() for item in items]
+    files["both fresh"] = files["fresh"] + files["second fresh"]
     sets: dict[str, list[Question]] = {}
     for name, items in files.items():
         sets[f"{name} all"] = items
@@ -132,8 +144,9 @@ def main() -> None:
     met = min(gain[name] for name in JUDGED) >= 10
     gains = "; ".join(f"{name}: {points:+.1f}" for name, points in gain.items())
     notes = (
-        f"{len(sets['tuning all'])} tuning, {len(sets['former held-out all'])} former held-out "
-        f"and {len(sets['fresh all'])} fresh questions over {n_docs} codex documents "
+        f"{len(sets['tuning all'])} tuning, {len(sets['former held-out all'])} former held-out, "
+        f"{len(sets['fresh all'])} fresh and {len(sets['second fresh all'])} second fresh "
+        f"questions over {n_docs} codex documents "
         f"({n_chunks} chunks, default chunking). Hybrid = {ALPHA:g} x minmax(vector score) + "
         f"{1 - ALPHA:g} x minmax(BM25), each scaled to [0, 1] over the chunks per query; the "
         "vector score is the mean of the query's cosine with the chunk vector (sentence "
@@ -143,17 +156,20 @@ def main() -> None:
         "the two together (145) chose the chunk vectors' heading context "
         "(catalog_vectors.md) and alpha (catalog_fusion.md). The fresh set was written "
         "before those choices and first scored after them, on the final configuration; "
-        "nothing was chosen on it. The rrf row fuses the top-50 BM25 and vector rankings by "
+        "nothing was chosen on it. The second fresh set was written later by someone who "
+        "read only the codex, and first scored on the same, unchanged configuration. The "
+        "rrf row fuses the top-50 BM25 and vector rankings by "
         "reciprocal rank (k=60), for comparison. The 'previous' rows score the configuration "
         "before these choices (chunk vectors without heading context, alpha 0.75); they were "
         "added after the fresh set had been scored once on the final configuration, changed "
         "nothing in it, and are shown because they answer whether the choices helped.\n\n"
         f"**Hybrid recall@5 minus BM25 recall@5, in points: {gains}** "
-        "(target: at least +10, judged on the fresh and combined figures).\n\n"
-        f"**Target {'met' if met else 'not met'}**: "
+        "(target: at least +10, judged on the two fresh sets together, the questions that "
+        "never chose anything, and on all questions).\n\n"
+        f"**Target {'met' if met else 'not met'}** (judged on {' and '.join(JUDGED)}): "
         + "; ".join(
             f"{name} {gain[name]:+.1f} ({'met' if gain[name] >= 10 else 'below +10'})"
-            for name in JUDGED
+            for name in SHOWN
         )
         + "."
     )
