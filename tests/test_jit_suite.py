@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 
 from batos_lab.dnu import JITSettings
+from batos_lab.dnu_examples import EXAMPLES
 from batos_lab.limits import Limits
-from tests.jit_suite import TASKS, run_suite
+from tests.jit_suite import HELDOUT, TASKS, Task, run_suite
 
 SETTINGS = JITSettings(max_attempts=1, trial_limits=Limits(cpu_seconds=1.0), model_id="reference")
 BY_SELECTOR = {task.selector: task for task in TASKS}
+HELDOUT_BY_SELECTOR = {task.selector: task for task in HELDOUT}
+#: the suite, and the held-out tasks that check choices made on it generalise
+SUITES = pytest.mark.parametrize("tasks", [TASKS, HELDOUT], ids=["suite", "heldout"])
 
 
 def _selector_of(prompt: str) -> str:
@@ -17,8 +21,9 @@ def _selector_of(prompt: str) -> str:
 
 
 def reference_generator(prompt: str, temperature: float, attempt: int) -> str:
-    """Answer each prompt with the hand-written reference of its task."""
-    return BY_SELECTOR[_selector_of(prompt)].reference
+    """Answer each prompt with the hand-written reference of its task (suite or held-out)."""
+    selector = _selector_of(prompt)
+    return (BY_SELECTOR.get(selector) or HELDOUT_BY_SELECTOR[selector]).reference
 
 
 def test_suite_has_enough_distinct_tasks() -> None:
@@ -26,30 +31,43 @@ def test_suite_has_enough_distinct_tasks() -> None:
     assert len(BY_SELECTOR) == len(TASKS)
 
 
-def test_every_reference_passes_through_the_pipeline() -> None:
-    report = run_suite(reference_generator, SETTINGS)
+def test_heldout_has_24_distinct_tasks() -> None:
+    assert len(HELDOUT) == 24
+    assert len(HELDOUT_BY_SELECTOR) == len(HELDOUT)
+    assert len({task.name for task in HELDOUT}) == len(HELDOUT)
+
+
+def test_heldout_shares_no_selector_or_name_with_the_suite() -> None:
+    assert not set(HELDOUT_BY_SELECTOR) & set(BY_SELECTOR)
+    assert not {t.name for t in HELDOUT} & {t.name for t in TASKS}
+    # nor with the prompt's worked examples, which would hand the model the answer
+    assert not set(HELDOUT_BY_SELECTOR) & {e.selector for e in EXAMPLES}
+
+
+@SUITES
+def test_every_reference_passes_through_the_pipeline(tasks: list[Task]) -> None:
+    report = run_suite(reference_generator, SETTINGS, tasks=tasks)
     failed = [(r.name, r.error) for r in report.results if not r.ok]
     assert failed == []
+    assert len(report.results) == len(tasks)
     assert report.success_rate == 1.0
     assert report.attempts_per_success == 1
-    assert "| increment | yes | 1 |" in report.table()
+    assert f"| {tasks[0].name} | yes | 1 |" in report.table()
 
 
-@pytest.mark.parametrize(
-    ("body", "passing"),
-    [
-        ("    return None\n", set()),
-        # right answers without touching state: only the read-only tasks pass
-        (None, {t.name for t in TASKS if not t.state}),
-    ],
-)
-def test_wrong_methods_fail_the_checks(body: str | None, passing: set[str]) -> None:
+@SUITES
+@pytest.mark.parametrize("body", ["    return None\n", None])
+def test_wrong_methods_fail_the_checks(tasks: list[Task], body: str | None) -> None:
+    # None: the right answer without touching state, so only the read-only tasks pass
+    passing = set() if body is not None else {t.name for t in tasks if not t.state}
+    by_selector = {task.selector: task for task in tasks}
+
     def wrong(prompt: str, temperature: float, attempt: int) -> str:
-        task = BY_SELECTOR[_selector_of(prompt)]
+        task = by_selector[_selector_of(prompt)]
         params = prompt.rsplit("def ", 1)[1].split(":", 1)[0]
         if body is not None:
             return f"def {params}:\n{body}"
         return f"def {params}:\n    return {task.expect!r}\n"
 
-    report = run_suite(wrong, SETTINGS)
+    report = run_suite(wrong, SETTINGS, tasks=tasks)
     assert {r.name for r in report.results if r.ok} == passing
