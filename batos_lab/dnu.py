@@ -5,12 +5,14 @@ kernel calls its ``doesNotUnderstand_`` hook. :func:`handle` is that hook once a
 installed with :func:`install_generator`; :func:`jit` is the pipeline behind it:
 
 1. refuse selectors that are private, kernel API, or already a slot of another kind;
-2. build the prompt (:mod:`batos_lab.dnu_prompt`) and ask the generator, greedy first, then
-   sampled with rising temperature;
-3. extract one function named after the selector, audit it with the Persistence Guardian (the
-   covenant autofix is recorded), and trial-run it on copies of the real arguments inside a ZODB
-   savepoint that is always rolled back;
-4. on any failure, retry with the error in the prompt, up to ``max_attempts``;
+2. build the prompt (:mod:`batos_lab.dnu_prompt`) and ask the generator: the greedy reply and
+   a pool of samples from one prompt cache when it can propose several, else one reply;
+3. extract one function named after the selector from each, audit it with the Persistence
+   Guardian (the covenant autofix is recorded), and trial-run it on copies of the real
+   arguments inside a ZODB savepoint that is always rolled back; of the candidates that pass,
+   :func:`~batos_lab.dnu_rank.choose` picks one;
+4. when none passes, retry with the error in the prompt (sampled, rising temperature), up to
+   ``max_attempts`` rounds;
 5. on success install it with provenance, commit with a note, run it for real, return its result;
 6. on final failure raise :class:`~batos_lab.errors.DoesNotUnderstand` carrying every attempt's
    diagnostics, leave the image as it was, and write a failure record (in its own transaction,
@@ -31,8 +33,9 @@ import functools
 import pickle
 import time
 import types
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol, runtime_checkable
+from typing import Any, NoReturn, Protocol
 
 from batos_lab.dnu_prompt import (
     GUIDE_NAMES,
@@ -43,6 +46,7 @@ from batos_lab.dnu_prompt import (
     feedback_prompt,
     safe_repr,
 )
+from batos_lab.dnu_rank import CandidateGenerator, Outcome, choose, data_state, transcript
 from batos_lab.errors import BatosError, DoesNotUnderstand, GuardianRejection
 from batos_lab.failures import record_failure
 from batos_lab.guardian import audit
@@ -91,9 +95,17 @@ class JITSettings:
         model_id: recorded in provenance.
         adapter: recorded in provenance (None: the base model, every adapter off).
         candidates: candidates per retry round when the generator can propose several
-            (:class:`CandidateGenerator`): the first round is one greedy reply, each later
-            round samples this many and ranks the passing ones with :func:`choose`.
-            1: one candidate per round, the first to pass wins.
+            (:class:`CandidateGenerator`): each retry round samples this many and ranks the
+            passing ones with :func:`~batos_lab.dnu_rank.choose`. 1: one candidate per
+            round, the first to pass wins.
+        first_candidates: candidates of the first round with such a generator: the greedy
+            reply and ``first_candidates - 1`` samples at ``first_temperature``, all from
+            one prefill, ranked like a retry pool. 1: the greedy reply alone.
+        first_temperature: the sampling temperature of the first round's samples.
+        banks: the example banks (:data:`batos_lab.dnu_examples.BANKS`) of the first round's
+            prompts: with a pool of at least two candidates per bank, the first round asks
+            each bank's prompt for its share (each greedy first) and ranks them together;
+            retries use the first bank's prompt.
         guide_names: let the generator restrict ``self.<name>`` to the receiver's slots and
             selectors (a model-backed generator then cannot read a slot copied from an
             example); the last attempt is always free, so a method may still create a slot.
@@ -106,10 +118,27 @@ class JITSettings:
     adapter: str | None = None
     guide_names: bool = True
     candidates: int = 4
+    first_candidates: int = 8
+    first_temperature: float = 0.8
+    banks: tuple[str, ...] = ("core", "broad")
 
     def __post_init__(self) -> None:
         if self.candidates < 1:
             raise ValueError(f"candidates must be at least 1, got {self.candidates!r}.")
+        if self.first_candidates < 1:
+            raise ValueError(f"first_candidates must be at least 1, got {self.first_candidates!r}.")
+        if self.first_temperature <= 0:
+            raise ValueError(
+                f"first_temperature must be above 0, got {self.first_temperature!r}; "
+                "first_candidates=1 keeps the first round greedy."
+            )
+        from batos_lab.dnu_examples import BANKS
+
+        unknown = [b for b in self.banks if b not in BANKS]
+        if not self.banks or unknown:
+            raise ValueError(
+                f"banks must name at least one of {', '.join(BANKS)}; got {self.banks!r}."
+            )
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts!r}.")
         if not self.temperatures or any(t < 0 for t in self.temperatures):
@@ -307,10 +336,14 @@ def jit(
             receiver=receiver,
             selector=selector,
         )
-    prompt = build_prompt(receiver, selector, args, kwargs)
+    prompts = [build_prompt(receiver, selector, args, kwargs, bank=b) for b in settings.banks]
+    prompt = prompts[0]
     started = time.perf_counter()
     attempts: list[dict[str, Any]] = []
-    learned = learn(receiver, selector, args, kwargs, prompt, generator, settings, attempts)
+    learned = learn(
+        receiver, selector, args, kwargs, prompt, generator, settings, attempts,
+        others=prompts[1:],
+    )  # fmt: skip
     if learned is None:
         _fail(receiver, selector, args, kwargs, prompt, settings, attempts)
     source, fixes = learned
@@ -319,6 +352,7 @@ def jit(
         "model": settings.model_id,
         "adapter": settings.adapter,
         "prompt_sha256": prompt.sha256,
+        "prompts_sha256": [p.sha256 for p in prompts],
         "attempts": attempts,
         "latency_s": round(time.perf_counter() - started, 3),
         "created": dt.datetime.now(dt.UTC).isoformat(),
@@ -361,32 +395,50 @@ def learn(
     generator: Generator,
     settings: JITSettings,
     attempts: list[dict[str, Any]],
+    *,
+    others: Sequence[JITPrompt] = (),
 ) -> tuple[str, list[str]] | None:
     """Ask, extract, audit and trial until a candidate passes; None when none does.
 
-    The first round asks for one greedy reply. With a :class:`CandidateGenerator` and
-    ``settings.candidates > 1`` each later round asks for a pool of samples, trials every one,
-    and keeps the passing one whose outcome the generator judges likeliest (:func:`choose`);
-    otherwise each round asks for one reply and the first that passes wins. A round that
-    passes nothing feeds its first error back into the next round's prompt.
+    ``others`` are more prompts for the same message (other example banks): when the first
+    round's pool allows two candidates per prompt, it is shared out over ``prompt`` and them,
+    and each attempt records which prompt it came from.
+
+    With a :class:`CandidateGenerator` every round asks for a pool (the first: the greedy
+    reply and ``first_candidates - 1`` samples; each later one: ``candidates`` samples),
+    trials every candidate, and keeps the passing one :func:`~batos_lab.dnu_rank.choose`
+    ranks first; otherwise each round asks for one reply (greedy first) and the first that
+    passes wins. A round that passes nothing feeds its first error back into the next
+    round's prompt.
     """
     text = prompt.text
-    pooled = settings.candidates > 1 and isinstance(generator, CandidateGenerator)
+    pooled = isinstance(generator, CandidateGenerator) and (
+        settings.candidates > 1 or settings.first_candidates > 1
+    )
     for round_ in range(settings.max_attempts):
         guided = settings.guide_names and round_ < settings.max_attempts - 1
         token = GUIDE_NAMES.set(prompt.names if guided else None)
         began = time.perf_counter()
+        texts = [text]
+        if round_ == 0 and pooled and settings.first_candidates >= 2 * (1 + len(others)):
+            texts += [p.text for p in others]
+        share = settings.first_candidates // len(texts)
+        replies: list[tuple[str | BaseException, float, int]] = []
         try:
-            replies = _ask(generator, text, settings, round_, pooled)
+            for which, asked in enumerate(texts):
+                n = share if len(texts) > 1 else None
+                replies += [
+                    (*r, which) for r in _ask(generator, asked, settings, round_, pooled, n)
+                ]
         finally:
             GUIDE_NAMES.reset(token)
         generate_s = round((time.perf_counter() - began) / max(1, len(replies)), 3)
         passed: list[tuple[dict[str, Any], str, list[str], Outcome]] = []
         first_error: tuple[str, BaseException] | None = None
-        for reply, temperature in replies:
+        for reply, temperature, which in replies:
             record: dict[str, Any] = {
                 "attempt": len(attempts), "round": round_, "temperature": temperature,
-                "guided": guided, "generate_s": generate_s,
+                "guided": guided, "generate_s": generate_s, "prompt": which,
             }  # fmt: skip
             attempts.append(record)
             checked = time.perf_counter()
@@ -421,113 +473,36 @@ def learn(
 
 
 def _ask(
-    generator: Generator, text: str, settings: JITSettings, round_: int, pooled: bool
+    generator: Generator,
+    text: str,
+    settings: JITSettings,
+    round_: int,
+    pooled: bool,
+    n: int | None = None,
 ) -> list[tuple[str | BaseException, float]]:
     """One round's replies with their temperatures; a generator error is one failed reply.
 
-    Round 0 is one greedy reply; with a pool, each later round is ``settings.candidates``
-    replies sampled at that round's temperature.
+    Without a pool each round is one reply, greedy first. With one, round 0 is the greedy
+    reply and ``first_candidates - 1`` samples at ``first_temperature``; each later round is
+    ``candidates`` replies sampled at that round's temperature. ``n`` overrides the size.
     """
     temperature = settings.temperature(round_)
+    if n is None:
+        n = settings.first_candidates if round_ == 0 else settings.candidates
     try:
         with paused():
-            if pooled and round_ > 0:
+            if pooled and n > 1:
                 propose = generator.propose  # type: ignore[attr-defined]
-                replies = list(propose(text, settings.candidates, temperature, round_))
+                if round_ == 0:  # greedy first, then samples, from one prompt cache
+                    sample_t = settings.first_temperature
+                    replies = list(propose(text, n, sample_t, 0))
+                    return [(str(r), 0.0 if i == 0 else sample_t) for i, r in enumerate(replies)]
+                replies = list(propose(text, n, temperature, round_))
             else:
                 replies = [generator(text, temperature, round_)]
     except Exception as exc:  # a generator failure is one failed attempt, never a crash
         return [(exc, temperature)]
     return [(str(reply), temperature) for reply in replies]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a candidate did on trial: its answer and the receiver's data slots afterwards.
-
-    Both are one-line reprs taken before the savepoint was rolled back.
-    """
-
-    result: str
-    state: tuple[tuple[str, str], ...]
-
-
-@runtime_checkable
-class CandidateGenerator(Protocol):
-    """A generator that can also write several candidates at once and judge outcomes.
-
-    ``propose(prompt, n, temperature, round)`` returns ``n`` replies: on round 0 the first is
-    greedy and the rest are sampled at ``temperature``. ``judge(context, endings)`` returns one
-    score per ending: how likely the model finds ``context + ending`` (higher is likelier).
-    """
-
-    def __call__(self, prompt: str, temperature: float, attempt: int) -> str: ...
-
-    def propose(self, prompt: str, n: int, temperature: float, round_: int) -> list[str]: ...
-
-    def judge(self, context: str, endings: list[str]) -> list[float]: ...
-
-
-def transcript(
-    receiver: Any, selector: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-    outcome: Outcome, shown: list[str],
-) -> tuple[str, str]:  # fmt: skip
-    """Write a call and its outcome as an interactive session: (the call, what it printed).
-
-    The context creates an object with the receiver's data slots and sends the message; the
-    ending is the answer, then the value of each slot in ``shown`` afterwards.
-    """
-    name = receiver.get_slot("name", None)
-    label = name if isinstance(name, str) and name.isidentifier() else "obj"
-    before = dict(_data_state(receiver))
-    slots = ", ".join(f"{slot}={value}" for slot, value in before.items() if slot != "name")
-    call = [safe_repr(a, 200) for a in args] + [
-        f"{k}={safe_repr(v, 200)}" for k, v in kwargs.items()
-    ]
-    context = f">>> {label} = Object({slots})\n>>> {label}.{selector}({', '.join(call)})\n"
-    after = dict(outcome.state)
-    ending = (
-        outcome.result + "\n" + "".join(f">>> {label}.{n}\n{after.get(n, '')}\n" for n in shown)
-    )
-    return context, ending
-
-
-def choose(
-    receiver: Any, selector: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-    passed: list[tuple[dict[str, Any], str, list[str], Outcome]], generator: Any,
-) -> int:  # fmt: skip
-    """Pick the passing candidate whose outcome the model finds likeliest (execution ranking).
-
-    Candidates with the same outcome (answer and slots afterwards) form one group, judged once;
-    slots are shown only where the groups disagree. The likeliest group wins, ties go to the
-    larger group, then to the earliest candidate (greedy first). Each record gets its
-    ``judge`` score; a failing judge leaves the first passing candidate.
-    """
-    groups: dict[Outcome, list[int]] = {}
-    for index, (*_rest, outcome) in enumerate(passed):
-        groups.setdefault(outcome, []).append(index)
-    if len(groups) == 1:
-        return 0
-    keys = list(groups)
-    names = [name for name, _ in keys[0].state]
-    shown = [n for n in names if len({dict(k.state).get(n) for k in keys}) > 1]
-    endings = []
-    context = ""
-    for key in keys:
-        context, ending = transcript(receiver, selector, args, kwargs, key, shown)
-        endings.append(ending)
-    try:
-        with paused():
-            scores = [float(x) for x in generator.judge(context, endings)]
-    except Exception:
-        return 0
-    for key, score in zip(keys, scores, strict=True):
-        for index in groups[key]:
-            passed[index][0]["judge"] = round(score, 3)
-    best = max(
-        range(len(keys)), key=lambda i: (scores[i], len(groups[keys[i]]), -groups[keys[i]][0])
-    )
-    return groups[keys[best]][0]
 
 
 def _stage(exc: BaseException) -> str:
@@ -576,41 +551,17 @@ def _trial(
             scratch = receiver.clone()
             result = func(scratch, *trial_args, **trial_kwargs)
             _check_result(result)
-            return Outcome(safe_repr(result, 200), _data_state(scratch))
+            return Outcome(safe_repr(result, 200), data_state(scratch))
         savepoint = jar.transaction_manager.get().savepoint()
         try:
             bound = types.MethodType(func, receiver)
             result = bound(*trial_args, **trial_kwargs)
             _check_result(result)
-            return Outcome(safe_repr(result, 200), _data_state(receiver))
+            return Outcome(safe_repr(result, 200), data_state(receiver))
         finally:
             savepoint.rollback()
     finally:
         _ON_TRIAL.reset(token)
-
-
-def _data_state(receiver: Any) -> tuple[tuple[str, str], ...]:
-    """The receiver's data slots (no parents, no methods) as one-line reprs."""
-    from batos_lab.objects import Method, NativeMethod, is_parent_slot
-
-    state = []
-    for name in receiver.slot_names():
-        value = receiver.get_slot(name)
-        if not (is_parent_slot(name) or isinstance(value, (Method, NativeMethod))):
-            state.append((name, safe_repr(_plain(value), 200)))
-    return tuple(state)
-
-
-def _plain(value: Any) -> Any:
-    """Persistent containers as the plain ones they stand for, for a readable repr."""
-    from persistent.list import PersistentList
-    from persistent.mapping import PersistentMapping
-
-    if isinstance(value, PersistentList):
-        return [_plain(v) for v in value]
-    if isinstance(value, PersistentMapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 class UnknownSlotRead(LookupError):

@@ -4,8 +4,10 @@ A small model copies the shape of the examples it is shown far more than it foll
 the prompt shows the examples closest to the message at hand: a filter for a message on a list
 slot with a number argument, a sum for a message on a list with no argument, a string template
 for a message on text slots. :data:`EXAMPLES` is a bank of everyday methods (counters,
-accumulators, text formatting, list filters, arithmetic, summaries over dicts); none of them is
-a task of the JIT quality suite (``tests/jit_suite``), and a test keeps it that way.
+accumulators, text formatting, list filters, arithmetic, summaries over dicts): the first ones
+here, then a broader bank in ``jit_examples.txt`` (written without looking at the quality
+suite). None of them shares a selector with a task of the JIT quality suite or its held-out
+tasks (``tests/jit_suite``), and a test keeps it that way.
 
 :func:`choose_examples` ranks the bank against a message by the words of the selector and slot
 names (split at underscores, with a few common stems folded together) and by the *shape* of the
@@ -26,7 +28,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EXAMPLES", "Example", "choose_examples", "kind_of", "render_example"]
+__all__ = [
+    "BANKS",
+    "BROAD_EXAMPLES",
+    "CORE_EXAMPLES",
+    "EXAMPLES",
+    "Example",
+    "choose_examples",
+    "kind_of",
+    "render_example",
+]
 
 
 @dataclass(frozen=True)
@@ -278,7 +289,24 @@ def _parse_bank(text: str) -> tuple[Example, ...]:
     return tuple(examples)
 
 
-EXAMPLES: tuple[Example, ...] = _parse_bank(_BANK)
+def _broad_bank() -> tuple[Example, ...]:
+    """The broad bank shipped beside this module (``jit_examples.txt``), same format."""
+    from importlib.resources import files
+
+    return _parse_bank(files("batos_lab").joinpath("jit_examples.txt").read_text("utf-8"))
+
+
+#: the first bank: everyday idioms, one or two per kind of message
+CORE_EXAMPLES: tuple[Example, ...] = _parse_bank(_BANK)
+#: the broad bank: wider coverage of operations on numbers, text, lists, mappings and flags
+BROAD_EXAMPLES: tuple[Example, ...] = _broad_bank()
+EXAMPLES: tuple[Example, ...] = CORE_EXAMPLES + BROAD_EXAMPLES
+#: the banks a prompt may draw its examples from, by name
+BANKS: dict[str, tuple[Example, ...]] = {
+    "core": CORE_EXAMPLES,
+    "broad": BROAD_EXAMPLES,
+    "all": EXAMPLES,
+}
 
 
 def kind_of(value: Any) -> str:
@@ -360,7 +388,12 @@ def _score(example: Example, selector: str, slots: Mapping[str, Any], args: Sequ
 
 
 def choose_examples(
-    selector: str, slots: Mapping[str, Any], args: Sequence[Any], k: int = 4, skip: int = 0
+    selector: str,
+    slots: Mapping[str, Any],
+    args: Sequence[Any],
+    k: int = 4,
+    skip: int = 0,
+    bank: Sequence[Example] | None = None,
 ) -> list[Example]:
     """Return the ``k`` examples that fit a message best, the best one last.
 
@@ -371,16 +404,18 @@ def choose_examples(
         k: how many to return.
         skip: leave out the ``skip`` best ones first (another set of examples for the same
             message, as an ensemble of prompts needs).
+        bank: the examples to choose from (default: :data:`EXAMPLES`, both banks).
 
     Returns:
         Examples ordered from the weakest to the strongest match, so the closest one sits
         right above the task in the prompt. Ties keep the bank's order.
     """
+    pool = EXAMPLES if bank is None else tuple(bank)
     ranked = sorted(
-        range(len(EXAMPLES)),
-        key=lambda i: (-_score(EXAMPLES[i], selector, slots, args), i),
+        range(len(pool)),
+        key=lambda i: (-_score(pool[i], selector, slots, args), i),
     )[skip : skip + max(0, k)]
-    return [EXAMPLES[i] for i in reversed(ranked)]
+    return [pool[i] for i in reversed(ranked)]
 
 
 def render_example(number: int, example: Example, summary: Any) -> str:

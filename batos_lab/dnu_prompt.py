@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from batos_lab.dnu_examples import choose_examples, render_example
+from batos_lab.dnu_examples import BANKS, choose_examples, render_example
 from batos_lab.guardian import ALLOWED_IMPORTS
 
 __all__ = [
@@ -180,6 +180,7 @@ def build_prompt(
     kwargs: dict[str, Any],
     examples: int = 4,
     variant: int = 0,
+    bank: str = "all",
 ) -> JITPrompt:
     """Build the JIT prompt for ``receiver.selector(*args, **kwargs)``.
 
@@ -191,14 +192,17 @@ def build_prompt(
         examples: how many worked examples to show (the best fitting ones, from
             :mod:`batos_lab.dnu_examples`).
         variant: 0 shows the best fitting examples, 1 the next ``examples`` ones, and so on.
+        bank: which example bank to draw from (:data:`batos_lab.dnu_examples.BANKS`).
 
     Returns:
         The prompt, the header it ends with, and its hash.
     """
     params = parameter_names(args, kwargs)
+    if bank not in BANKS:
+        raise ValueError(f"Unknown example bank {bank!r}; the banks are {', '.join(BANKS)}.")
     chosen = choose_examples(
         selector, _data_slots(receiver), [*args, *kwargs.values()], k=examples,
-        skip=variant * examples,
+        skip=variant * examples, bank=BANKS[bank],
     )  # fmt: skip
     header = f"def {selector}({', '.join(('self', *params))}):"
     call_args = [safe_repr(a) for a in args] + [f"{k}={safe_repr(v)}" for k, v in kwargs.items()]

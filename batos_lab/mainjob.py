@@ -65,7 +65,13 @@ def _learn(image: Image) -> None:
     )
     print("    " + method.source.replace("\n", "\n    ").rstrip())
     attempts = method.provenance.get("attempts", [])
-    _say("jit", f"provenance: {method.provenance.get('author')}, {len(attempts)} attempt(s)")
+    rounds = 1 + max((a.get("round", 0) for a in attempts), default=0)
+    passed = sum(a.get("stage") == "ok" for a in attempts)
+    _say(
+        "jit",
+        f"provenance: {method.provenance.get('author')}, {len(attempts)} candidate(s) in "
+        f"{rounds} round(s), {passed} passed their trial",
+    )
 
 
 def _think(image: Image) -> None:

@@ -75,7 +75,10 @@ def test_provenance_names_model_prompt_attempts_and_latency(
     assert prov["model"] == generator.model_id != "unknown"
     assert prov["adapter"] is None
     assert re.fullmatch(r"[0-9a-f]{64}", prov["prompt_sha256"])
-    assert len(prov["attempts"]) >= 1 and prov["attempts"][-1]["stage"] == "ok"
+    assert len(prov["prompts_sha256"]) == 2 and prov["prompts_sha256"][0] == prov["prompt_sha256"]
+    (chosen,) = [a for a in prov["attempts"] if a.get("chosen")]  # one of the pool's candidates
+    assert chosen["stage"] == "ok" and "votes" in chosen
+    assert {a["prompt"] for a in prov["attempts"] if a["round"] == 0} == {0, 1}
     assert prov["latency_s"] > 0
     assert prov["author"] == "jit"
 

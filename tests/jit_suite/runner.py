@@ -26,6 +26,7 @@ class TaskResult:
     latency_s: float
     error: str = ""
     source: str = ""
+    rounds: int = 1
 
 
 @dataclass
@@ -46,17 +47,26 @@ class SuiteReport:
         return statistics.mean(done) if done else float("nan")
 
     @property
+    def rounds_per_success(self) -> float:
+        """Mean rounds (a pool of candidates, or one reply) of the tasks that succeeded."""
+        done = [r.rounds for r in self.results if r.ok]
+        return statistics.mean(done) if done else float("nan")
+
+    @property
     def median_latency_s(self) -> float:
         """Median wall time per task, from the message to the answer."""
         return statistics.median(r.latency_s for r in self.results) if self.results else 0.0
 
     def table(self) -> str:
         """Return a Markdown table of every task."""
-        rows = ["| task | ok | attempts | latency (s) | error |", "|---|---|---|---|---|"]
+        rows = [
+            "| task | ok | attempts | rounds | latency (s) | error |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in self.results:
             error = r.error.replace("|", "/").replace("\n", " ")[:120]
             rows.append(
-                f"| {r.name} | {'yes' if r.ok else 'no'} | {r.attempts} | "
+                f"| {r.name} | {'yes' if r.ok else 'no'} | {r.attempts} | {r.rounds} | "
                 f"{r.latency_s:.2f} | {error} |"
             )
         return "\n".join(rows)
@@ -91,18 +101,30 @@ def run_task(image: Image, task: Task, generator: Generator, settings: JITSettin
         result = getattr(obj, task.selector)(*task.args, **task.kwargs)
     except BatosError as exc:
         image.abort()
-        attempts = len(getattr(exc, "attempts", []) or [])
-        return TaskResult(task.name, False, attempts, time.perf_counter() - started, str(exc)[:400])
+        tried = list(getattr(exc, "attempts", []) or [])
+        return TaskResult(
+            task.name, False, len(tried), time.perf_counter() - started, str(exc)[:400],
+            rounds=_rounds(tried),
+        )  # fmt: skip
     latency = time.perf_counter() - started
     method = obj.get_slot(task.selector, None)
-    attempts = len(method.provenance["attempts"]) if method is not None else 0
+    tried = list(method.provenance["attempts"]) if method is not None else []
     source = getattr(method, "source", "")
+    rounds = _rounds(tried)
     if not task.result_ok(result):
         image.abort()
-        return TaskResult(task.name, False, attempts, latency, f"answered {result!r}", source)
+        return TaskResult(
+            task.name, False, len(tried), latency, f"answered {result!r}", source, rounds
+        )
     ok, why = _state_ok(task, obj)
     image.abort()
-    return TaskResult(task.name, ok, attempts, latency, why, source)
+    return TaskResult(task.name, ok, len(tried), latency, why, source, rounds)
+
+
+def _rounds(attempts: list[Any]) -> int:
+    """How many rounds the attempts span (each record notes its round; 1 when none does)."""
+    seen = [a.get("round", 0) for a in attempts if isinstance(a, dict)]
+    return 1 + max(seen) if seen else 1
 
 
 def run_suite(
