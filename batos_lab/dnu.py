@@ -422,11 +422,10 @@ def learn(
         texts = [text]
         if round_ == 0 and pooled and settings.first_candidates >= 2 * (1 + len(others)):
             texts += [p.text for p in others]
-        share = settings.first_candidates // len(texts)
+        n = settings.first_candidates // len(texts) if len(texts) > 1 else None
         replies: list[tuple[str | BaseException, float, int]] = []
         try:
             for which, asked in enumerate(texts):
-                n = share if len(texts) > 1 else None
                 replies += [
                     (*r, which) for r in _ask(generator, asked, settings, round_, pooled, n)
                 ]

@@ -165,14 +165,13 @@ def choose(
     for index, (*_rest, outcome) in enumerate(passed):
         groups.setdefault(outcome, []).append(index)
     keys = list(groups)
-    unused = {k: min(len(unused_parameters(passed[i][1])) for i in groups[k]) for k in keys}
+    ignored = [unused_parameters(source) for _record, source, *_rest in passed]
+    unused = {k: min(len(ignored[i]) for i in groups[k]) for k in keys}
     idle = {k: did_nothing(before, args, kwargs, k) for k in keys}
     for key in keys:
         for index in groups[key]:
             passed[index][0].update(
-                votes=len(groups[key]),
-                unused=unused_parameters(passed[index][1]),
-                did_nothing=idle[key],
+                votes=len(groups[key]), unused=ignored[index], did_nothing=idle[key]
             )
 
     def facts(k: Outcome) -> tuple[int, int, int]:

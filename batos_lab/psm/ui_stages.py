@@ -75,6 +75,20 @@ def _record(cycle: Any, state: str, request: Request, reply: Reply) -> None:
     cycle.scratch["adapters"][state] = reply.adapter or request.adapter
 
 
+def _entry(request: Request, reply: Reply, **fields: Any) -> dict[str, Any]:
+    """The trace fields of a state that asked the mind once; ``fields`` add or override."""
+    return {
+        "persona": request.persona,
+        "adapter": reply.adapter or request.adapter,
+        "prompt": request.prompt,
+        "output": reply.text,
+        "tokens": reply.completion_tokens,
+        "notices": list(reply.notices),
+        "ok": False,
+        **fields,
+    }
+
+
 # --------------------------------------------------------------------------- prompts
 
 
@@ -219,15 +233,7 @@ def gather(cycle: Any) -> dict[str, Any]:
     if not requirements:
         notices.append("BABS listed no requirement; BRICK works from the slots alone.")
     cycle.scratch["requirements"] = requirements
-    return {
-        "persona": "BABS",
-        "adapter": reply.adapter or request.adapter,
-        "prompt": request.prompt,
-        "output": requirements,
-        "tokens": reply.completion_tokens,
-        "notices": notices,
-        "ok": True,
-    }
+    return _entry(request, reply, output=requirements, notices=notices, ok=True)
 
 
 def draft(cycle: Any) -> dict[str, Any]:
@@ -254,15 +260,7 @@ def draft(cycle: Any) -> dict[str, Any]:
     )
     reply = ask_guided(session.mind, request, GrammarCursor.start(grammar))
     _record(cycle, "DRAFTING", request, reply)
-    result: dict[str, Any] = {
-        "persona": "BRICK",
-        "adapter": reply.adapter or request.adapter,
-        "prompt": request.prompt,
-        "output": reply.text,
-        "tokens": reply.completion_tokens,
-        "notices": list(reply.notices),
-        "ok": False,
-    }
+    result = _entry(request, reply)
     try:
         data = parse_json_object(reply.text, "BRICK's widget list")
     except PanelError as exc:
@@ -306,15 +304,7 @@ def arrange(cycle: Any) -> dict[str, Any]:
     grammar = LayoutGrammar(ids=tuple(ids), max_chars=settings.title_chars)
     reply = ask_guided(session.mind, request, GrammarCursor.start(grammar))
     _record(cycle, "ARRANGING", request, reply)
-    result: dict[str, Any] = {
-        "persona": "ROBIN",
-        "adapter": reply.adapter or request.adapter,
-        "prompt": request.prompt,
-        "output": reply.text,
-        "tokens": reply.completion_tokens,
-        "notices": list(reply.notices),
-        "ok": False,
-    }
+    result = _entry(request, reply)
     try:
         cycle.scratch["layout"] = parse_json_object(reply.text, "ROBIN's layout")
     except PanelError as exc:
