@@ -28,11 +28,15 @@ from batos_lab.dnu_prompt import GUIDE_NAMES
 
 __all__ = [
     "BODY_INDENT",
+    "GreedyRows",
     "ModelGenerator",
     "NameGuide",
+    "ReturnGuide",
     "body_finished",
     "model_generator",
     "names_ok",
+    "pieces",
+    "writes_code",
 ]
 
 #: the body opens with a newline and three spaces: one token of the tokenizer, after which
@@ -40,31 +44,47 @@ __all__ = [
 BODY_INDENT = "   "
 
 
+#: the longest body line worth decoding further (characters)
+LONGEST_LINE = 160
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def leaving_line(body: str) -> int | None:
+    """Return the index of the first line of ``body`` that leaves the function, or None.
+
+    ``body`` is what was generated after the forced header and indentation. A line leaves
+    once it holds something at less indentation than the body's first line: its first
+    character is enough, so decoding can stop there instead of writing that line out.
+    """
+    lines = body.split("\n")
+    depth = len(BODY_INDENT) + _indent(lines[0])
+    for number, line in enumerate(lines[1:], start=1):
+        if line.strip() and _indent(line) < depth:
+            return number
+    return None
+
+
 def body_finished(body: str) -> bool:
-    """Tell whether a generated body has left the function (a fence or an unindented line).
+    """Tell whether a generated body has left the function (a fence or a dedented line).
 
     Args:
         body: the text generated after the forced header and indentation.
 
     Returns:
-        True once a later line starts at column 0 with something other than a blank.
+        True once a fence appears or a later line starts left of the body's indentation.
     """
-    if "```" in body:
-        return True
-    lines = body.split("\n")
-    # the last line may still be growing; only complete lines count
-    return any(line[:1] not in ("", " ", "\t") for line in lines[1:-1])
+    return "```" in body or leaving_line(body) is not None
 
 
 def cut_body(body: str) -> str:
-    """Return the indented lines of ``body`` up to the first line that leaves the function."""
+    """Return the lines of ``body`` up to the first line that leaves the function."""
     body = body.split("```", 1)[0]
-    kept: list[str] = []
-    for number, line in enumerate(body.split("\n")):
-        if number > 0 and line[:1] not in ("", " ", "\t"):
-            break
-        kept.append(line)
-    return "\n".join(kept).rstrip()
+    end = leaving_line(body)
+    lines = body.split("\n")
+    return "\n".join(lines if end is None else lines[:end]).rstrip()
 
 
 _SELF_ATTR = re.compile(r"(?<![\w.])self\.(\w*)")
@@ -149,17 +169,139 @@ class NameGuide:
         return scores
 
     def _search_all(self, tail: str) -> list[int]:
-        key = id(self.tokenizer)
-        if key not in _PIECES:
-            _PIECES[key] = [self._piece(i) for i in range(len(self.tokenizer))]
         return [
-            i for i, piece in enumerate(_PIECES[key])
+            i for i, piece in enumerate(pieces(self.tokenizer))
             if piece and names_ok(tail, piece, self.names)
         ]  # fmt: skip
 
 
+class GreedyRows:
+    """A logits processor that makes the first ``rows`` rows of a sampled batch greedy.
+
+    Every token but the likeliest loses its score on those rows, so sampling can only pick
+    the greedy choice: one ``generate`` call then writes the greedy reply and the samples.
+    """
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        if self.rows:
+            head = scores[: self.rows]
+            best = head.argmax(dim=-1, keepdim=True)
+            keep = torch.full_like(head, float("-inf"))
+            scores[: self.rows] = keep.scatter(1, best, head.gather(1, best))
+        return scores
+
+
 #: decoded text of every token, per tokenizer (tokenizers live as long as the process)
 _PIECES: dict[int, list[str]] = {}
+
+
+def pieces(tokenizer: Any) -> list[str]:
+    """Return the decoded text of every token of ``tokenizer`` (computed once per tokenizer)."""
+    key = id(tokenizer)
+    if key not in _PIECES:
+        _PIECES[key] = [
+            str(tokenizer.decode([i], skip_special_tokens=True)) for i in range(len(tokenizer))
+        ]
+    return _PIECES[key]
+
+
+_RETURN = re.compile(r"^\s*return\b", re.MULTILINE)
+
+
+def _code_line(line: str, depth: int, growing: bool) -> bool:
+    """Tell whether ``line`` is (or, ``growing``, may become) a line of code in the body."""
+    stripped = line.lstrip(" ")
+    if not stripped:
+        return growing  # a line still in its indentation
+    return len(line) - len(stripped) >= depth and stripped[0] not in "#'\"\t\r"
+
+
+def writes_code(body: str) -> bool:
+    """Tell whether every line of ``body`` after the first is code inside the function.
+
+    Blank lines, comments, bare strings and lines left of the body's indentation are not;
+    the line still being written may be indentation alone.
+
+    Example:
+        >>> writes_code(" self.count += 1\n    return")
+        True
+        >>> writes_code(" self.count += 1\n\n # Example 5")
+        False
+    """
+    if "```" in body:
+        return False
+    lines = body.split("\n")
+    depth = len(BODY_INDENT) + _indent(lines[0])
+    later = lines[1:]
+    return all(_code_line(line, depth, n == len(later) - 1) for n, line in enumerate(later))
+
+
+class ReturnGuide:
+    """A logits processor that steers a body without a ``return`` to write one.
+
+    The pipeline refuses a method that answers None, and the embedded model often writes the
+    change of a slot and then ends, or drifts through blank and comment lines into the
+    prompt's own format (``# Example 5...``). While a row has no ``return`` line, the tokens
+    that keep writing code inside the function (:func:`writes_code`) keep their scores when
+    the likeliest token is one of them; when it is not (the model would stop, leave the
+    function or write a blank or comment line) the next token of a ``return`` line at the
+    body's indentation is forced. Rows that have their ``return`` are left alone.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        start: the prompt length (generated text begins there).
+        width: how many of the likeliest tokens are checked per step.
+    """
+
+    def __init__(self, tokenizer: Any, start: int, width: int = 64) -> None:
+        self.tokenizer = tokenizer
+        self.start = start
+        self.width = width
+        self.eos = tokenizer.eos_token_id
+
+        def first(text: str) -> int:
+            return int(tokenizer.encode(text, add_special_tokens=False)[0])
+
+        self.new_line = first("\n" + BODY_INDENT)  # one token where the tokenizer has it
+        self.indent = first(BODY_INDENT)
+        self.keyword = first(" return")
+
+    def _forced(self, text: str) -> int:
+        tail = text.rsplit("\n", 1)[-1]
+        if tail.strip() or "\n" not in text:
+            return self.new_line
+        return self.indent if not tail else self.keyword
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        texts = pieces(self.tokenizer)
+        for row in range(input_ids.shape[0]):
+            text = self.tokenizer.decode(
+                input_ids[row, self.start :].tolist(), skip_special_tokens=True
+            )
+            if _RETURN.search(text):
+                continue
+            top = torch.topk(scores[row], min(self.width, scores.shape[-1])).indices.tolist()
+            allowed = [
+                t for t in top
+                if t != self.eos and t < len(texts) and writes_code(text + texts[t])
+            ]  # fmt: skip
+            if top and allowed[:1] == top[:1]:
+                if len(allowed) == len(top):
+                    continue
+                index = torch.tensor(allowed, device=scores.device)
+            else:
+                index = torch.tensor([self._forced(text)], device=scores.device)
+            keep = torch.full_like(scores[row], float("-inf"))
+            keep[index] = scores[row, index]
+            scores[row] = keep
+        return scores
 
 
 class ModelGenerator:
@@ -188,8 +330,9 @@ class ModelGenerator:
     def propose(self, prompt: str, n: int, temperature: float, round_: int) -> list[str]:
         """Write ``n`` bodies for the header the prompt ends with: greedy first on round 0.
 
-        The prompt is run through the model once; its key/value cache is copied for the
-        greedy row and repeated for the sampled rows, so ``n`` candidates cost one prefill.
+        The prompt is run through the model once and its key/value cache repeated for every
+        row; the greedy row and the samples are decoded in one batch (:class:`GreedyRows`),
+        so ``n`` candidates cost one prefill and one ``generate`` call.
 
         Args:
             prompt: the JIT prompt (a Python file ending with the ``def`` header).
@@ -207,49 +350,50 @@ class ModelGenerator:
         # the prompt is a Python file ending with the header; the body starts on the next line
         ids = tokenizer.encode(prompt.rstrip() + "\n" + BODY_INDENT, add_special_tokens=False)
         greedy = 1 if round_ == 0 or temperature <= 0 else 0
-        sampled = 0 if temperature <= 0 else n - greedy
-        rows: list[Any] = []
+        rows = greedy if temperature <= 0 else max(n, 1)
         with self._threads(), _base_model(self.core) as model, torch.inference_mode():
             input_ids = torch.tensor([ids], device=self.core.input_device())
             cache = model(input_ids=input_ids[:, :-1], use_cache=True).past_key_values
-            if greedy or temperature <= 0:
-                rows += self._generate(model, tokenizer, input_ids, cache, 1, 0.0)
-            if sampled > 0:
-                rows += self._generate(model, tokenizer, input_ids, cache, sampled, temperature)
+            out = self._generate(model, tokenizer, input_ids, cache, rows, greedy, temperature)
         bodies = [
-            tokenizer.decode(row[len(ids) :].tolist(), skip_special_tokens=True) for row in rows
+            tokenizer.decode(row[len(ids) :].tolist(), skip_special_tokens=True) for row in out
         ]
-        return [header + "\n" + BODY_INDENT + cut_body(body) + "\n" for body in bodies][: max(n, 1)]
+        return [header + "\n" + BODY_INDENT + cut_body(body) + "\n" for body in bodies]
 
     def _generate(
-        self, model: Any, tokenizer: Any, input_ids: Any, cache: Any, rows: int, temperature: float
-    ) -> list[Any]:
-        import copy
-
+        self, model: Any, tokenizer: Any, input_ids: Any, cache: Any, rows: int, greedy: int,
+        temperature: float,
+    ) -> list[Any]:  # fmt: skip
+        """Decode ``rows`` continuations in one batch: the first ``greedy`` rows greedy."""
         import torch
         from transformers import LogitsProcessorList
 
         start = input_ids.shape[1]
+        processors: list[Any] = []
+        names = GUIDE_NAMES.get()
+        if names:
+            processors.append(NameGuide(tokenizer, start, names))
+        processors.append(ReturnGuide(tokenizer, start))
         kwargs: dict[str, Any] = {
             "max_new_tokens": self.max_new_tokens,
             "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id,
             "eos_token_id": tokenizer.eos_token_id,
             "stopping_criteria": _stopping(tokenizer, start),
         }
-        names = GUIDE_NAMES.get()
-        if names:
-            kwargs["logits_processor"] = LogitsProcessorList([NameGuide(tokenizer, start, names)])
-        if temperature > 0:
+        if temperature > 0 and rows > greedy:
+            # greedy rows ride in the sampled batch: only their likeliest token survives, so
+            # sampling must pick it (this runs after the name guide, before temperature)
+            processors.append(GreedyRows(greedy))
             kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        past = copy.deepcopy(cache)
         if rows > 1:
-            past.batch_repeat_interleave(rows)
+            cache.batch_repeat_interleave(rows)
         batch = input_ids.repeat(rows, 1)
         out = model.generate(
-            input_ids=batch, attention_mask=torch.ones_like(batch), past_key_values=past, **kwargs
-        )
+            input_ids=batch, attention_mask=torch.ones_like(batch), past_key_values=cache,
+            logits_processor=LogitsProcessorList(processors), **kwargs,
+        )  # fmt: skip
         return list(out)
 
     def judge(self, context: str, endings: list[str]) -> list[float]:
@@ -314,10 +458,13 @@ def _stopping(tokenizer: Any, start: int) -> Any:
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             import torch
 
-            done = [
-                body_finished(tokenizer.decode(row[start:].tolist(), skip_special_tokens=True))
+            texts = [
+                tokenizer.decode(row[start:].tolist(), skip_special_tokens=True)
                 for row in input_ids
             ]
+            # a line this long is a runaway (an unclosed string, a chain of repeats): the
+            # row would fail anyway, and the whole batch waits for its last row
+            done = [body_finished(t) or max(map(len, t.split("\n"))) > LONGEST_LINE for t in texts]
             return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     return StoppingCriteriaList([_LeftTheFunction()])

@@ -157,6 +157,24 @@ def test_pools_are_guided_to_real_slots_and_judged(
     img.abort()
 
 
+def test_every_reply_that_finishes_has_a_return(
+    model_image: tuple[Image, Path], generator: ModelGenerator
+) -> None:
+    """Left alone, the model's greedy body for ``increment`` stops after ``self.count += 1``;
+    the return guide (:class:`batos_lab.dnu_model.ReturnGuide`) leads it to a return."""
+    from batos_lab.dnu_prompt import build_prompt
+
+    img, _ = model_image
+    counter = img.new("counter", count=4)
+    prompt = build_prompt(counter, "increment", (), {}, bank="broad")
+    replies = generator.propose(prompt.text, 4, 0.8, 0)
+    assert len(replies) == 4
+    # a reply ends inside its function only at the token budget or a runaway line
+    finished = [r for r in replies if len(r) < 400]
+    assert finished and all(re.search(r"^\s+return\b", r, re.M) for r in finished), replies
+    img.abort()
+
+
 def test_learned_method_runs_after_reopening_without_the_model(  # last: it closes the image
     model_image: tuple[Image, Path],
 ) -> None:
