@@ -19,6 +19,7 @@ The base model is used with every adapter disabled.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,8 @@ __all__ = [
     "model_generator",
     "names_ok",
     "pieces",
+    "runaway",
+    "sample_seed",
     "writes_code",
 ]
 
@@ -46,6 +49,28 @@ BODY_INDENT = "   "
 
 #: the longest body line worth decoding further (characters)
 LONGEST_LINE = 160
+#: how many times one line may be written before the body counts as a loop
+REPEATS = 3
+
+
+def runaway(body: str) -> bool:
+    """Tell whether a body has run away: a line past :data:`LONGEST_LINE` characters (an
+    unclosed string, a chain of repeats) or one line written :data:`REPEATS` times.
+
+    Such a row would fail its trial anyway, and a batch decodes until its last row is done,
+    so stopping it early saves the whole batch's time.
+
+    Example:
+        >>> runaway(" x = 1\\n    self.items.append(1)\\n    self.items.append(1)\\n")
+        False
+        >>> runaway(" x = 1" + "\\n    self.items.append(1)" * 3 + "\\n")
+        True
+    """
+    lines = body.split("\n")
+    if max(map(len, lines)) > LONGEST_LINE:
+        return True
+    finished = [line.strip() for line in lines[:-1] if line.strip()]
+    return any(finished.count(line) >= REPEATS for line in set(finished))
 
 
 def _indent(line: str) -> int:
@@ -228,9 +253,9 @@ def writes_code(body: str) -> bool:
     the line still being written may be indentation alone.
 
     Example:
-        >>> writes_code(" self.count += 1\n    return")
+        >>> writes_code(" self.count += 1\\n    return")
         True
-        >>> writes_code(" self.count += 1\n\n # Example 5")
+        >>> writes_code(" self.count += 1\\n\\n # Example 5")
         False
     """
     if "```" in body:
@@ -304,6 +329,12 @@ class ReturnGuide:
         return scores
 
 
+def sample_seed(prompt: str, round_: int, seed: int = 0) -> int:
+    """The seed of a round's samples: from the prompt's text, the round and a base ``seed``."""
+    digest = hashlib.sha256(f"{seed}:{round_}:{prompt}".encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
 class ModelGenerator:
     """A :class:`~batos_lab.dnu.Generator` backed by a cognitive core, header forced.
 
@@ -313,12 +344,17 @@ class ModelGenerator:
         threads: CPU threads while generating (0 keeps torch's setting). One thread is the
             default: a 135M model gains little from a second core, and on a shared machine
             two threads contending with other work measured up to ten times slower.
+        seed: the base of the sampling seeds (:func:`sample_seed`): the same prompt, round and
+            seed always give the same candidates; another seed draws other samples.
     """
 
-    def __init__(self, core: Any, max_new_tokens: int = 160, threads: int = 1) -> None:
+    def __init__(
+        self, core: Any, max_new_tokens: int = 160, threads: int = 1, seed: int = 0
+    ) -> None:
         self.core = core
         self.max_new_tokens = max_new_tokens
         self.threads = threads
+        self.seed = seed
         self.model_id = str(getattr(core, "model_id", None) or _record_id(core))
 
     def __call__(self, prompt: str, temperature: float, attempt: int) -> str:
@@ -354,7 +390,12 @@ class ModelGenerator:
         with self._threads(), _base_model(self.core) as model, torch.inference_mode():
             input_ids = torch.tensor([ids], device=self.core.input_device())
             cache = model(input_ids=input_ids[:, :-1], use_cache=True).past_key_values
-            out = self._generate(model, tokenizer, input_ids, cache, rows, greedy, temperature)
+            # samples are drawn from a generator seeded by the prompt and round: the same
+            # message on the same image gets the same candidates, and a benchmark run is
+            # repeatable; the process's own random state is left as it was
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(sample_seed(prompt, round_, self.seed))
+                out = self._generate(model, tokenizer, input_ids, cache, rows, greedy, temperature)
         bodies = [
             tokenizer.decode(row[len(ids) :].tolist(), skip_special_tokens=True) for row in out
         ]
@@ -462,9 +503,7 @@ def _stopping(tokenizer: Any, start: int) -> Any:
                 tokenizer.decode(row[start:].tolist(), skip_special_tokens=True)
                 for row in input_ids
             ]
-            # a line this long is a runaway (an unclosed string, a chain of repeats): the
-            # row would fail anyway, and the whole batch waits for its last row
-            done = [body_finished(t) or max(map(len, t.split("\n"))) > LONGEST_LINE for t in texts]
+            done = [body_finished(t) or runaway(t) for t in texts]
             return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     return StoppingCriteriaList([_LeftTheFunction()])

@@ -40,7 +40,7 @@ __all__ = [
 _RULES = f"""\
 # Methods of prototype objects, in plain Python. Each method:
 # - is one function whose first parameter is self, the object;
-# - reads slots as self.name and changes a slot by assigning self.name = value;
+# - reads a slot as self.<slot> and changes it by assigning self.<slot> = value;
 # - returns the answer to the message (it never prints);
 # - imports nothing but {", ".join(sorted(ALLOWED_IMPORTS))};
 # - uses no name that starts with an underscore.

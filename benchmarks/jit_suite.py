@@ -1,6 +1,7 @@
 """JIT quality: success rate, attempts per success and median latency over tests/jit_suite.
 
-Run: python -m benchmarks.jit_suite            (the embedded model, adapters off)
+Run: python -m benchmarks.jit_suite            (the embedded model, adapters off; 3 seeds)
+     python -m benchmarks.jit_suite --seeds 1   (one run of each task set)
      python -m benchmarks.jit_suite --cycle     (JIT mode and cycle mode, side by side)
      python -m benchmarks.jit_suite --reference (hand-written references: checks the harness)
 
@@ -12,6 +13,7 @@ the same tasks.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -85,26 +87,56 @@ latencies are inflated; run 14 had it alone.
 """
 
 
-def run(generator: Generator, settings: JITSettings, name: str = "jit_suite") -> SuiteReport:
+def run(
+    generator: Generator, settings: JITSettings, name: str = "jit_suite", seeds: int = 1
+) -> SuiteReport:
     """Run the suite and the held-out tasks with ``generator``; write both, side by side.
 
     The held-out tasks (``tests/jit_suite/heldout.py``) were written after the prompt and the
     first example bank had been chosen on the suite; they tell how far those choices carry to
     other messages (the choice between example banks looked at them too: see the history).
+
+    With a seeded generator (``ModelGenerator.seed``) both sets run once per seed: the sampled
+    candidates differ between seeds, and one run alone swung by three tasks or more per set.
+    The headline is the mean over the seeds with its range; the per-task tables say in how
+    many seeds each task passed. Returns the first seed's suite report.
     """
-    report = run_suite(generator, settings)
-    held = run_suite(generator, settings, tasks=HELDOUT)
+    seeded = hasattr(generator, "seed")
+    seeds = seeds if seeded else 1
+    suite: list[SuiteReport] = []
+    held: list[SuiteReport] = []
+    for seed in range(seeds):
+        if seeded:
+            generator.seed = seed  # type: ignore[attr-defined]
+        suite.append(run_suite(generator, settings))
+        held.append(run_suite(generator, settings, tasks=HELDOUT))
 
     def line(label: str, value: Any) -> list[str]:
-        return [label, value(report), value(held)]
+        return [label, value(suite), value(held)]
+
+    def rate(reports: list[SuiteReport]) -> str:
+        rates = [r.success_rate for r in reports]
+        spread = f" ({min(rates):.0%} to {max(rates):.0%})" if len(rates) > 1 else ""
+        return f"{statistics.mean(rates):.0%}{spread}"
+
+    def pooled(reports: list[SuiteReport], value: Any) -> str:
+        done = [x for r in reports for x in r.results if x.ok]
+        return f"{statistics.mean(value(x) for x in done):.2f}" if done else "-"
 
     rows = [
-        line("tasks", lambda r: str(len(r.results))),
-        line("success rate", lambda r: f"{r.success_rate:.0%}"),
-        line("successes", lambda r: str(sum(x.ok for x in r.results))),
-        line("attempts per success", lambda r: f"{r.attempts_per_success:.2f}"),
-        line("rounds per success", lambda r: f"{r.rounds_per_success:.2f}"),
-        line("median latency (s)", lambda r: f"{r.median_latency_s:.2f}"),
+        line("tasks", lambda rs: str(len(rs[0].results))),
+        line("seeds", lambda rs: str(len(rs))),
+        line("success rate, mean (range)", rate),
+        line(
+            "successes per seed",
+            lambda rs: ", ".join(str(sum(x.ok for x in r.results)) for r in rs),
+        ),
+        line("attempts per success", lambda rs: pooled(rs, lambda x: x.attempts)),
+        line("rounds per success", lambda rs: pooled(rs, lambda x: x.rounds)),
+        line(
+            "median latency (s)",
+            lambda rs: f"{statistics.median(x.latency_s for r in rs for x in r.results):.2f}",
+        ),
     ]
     pools = (
         f"first round: {settings.first_candidates} candidates (greedy first, samples at "
@@ -125,11 +157,28 @@ def run(generator: Generator, settings: JITSettings, name: str = "jit_suite") ->
         + "\n\n"
         + HISTORY
         + "\n## Per task: suite\n\n"
-        + report.table()
+        + per_task(suite)
         + "\n\n## Per task: held-out\n\n"
-        + held.table(),
+        + per_task(held),
     )
-    return report
+    return suite[0]
+
+
+def per_task(reports: list[SuiteReport]) -> str:
+    """A Markdown table of every task over the seeds: passes, median latency, first error."""
+    if len(reports) == 1:
+        return reports[0].table()
+    rows = [
+        "| task | passed (seeds) | median latency (s) | first failure |",
+        "|---|---|---|---|",
+    ]
+    for results in zip(*(r.results for r in reports), strict=True):
+        passed = sum(x.ok for x in results)
+        error = next((x.error for x in results if not x.ok), "")
+        error = error.replace("|", "/").replace("\n", " ")[:100]
+        latency = statistics.median(x.latency_s for x in results)
+        rows.append(f"| {results[0].name} | {passed} / {len(results)} | {latency:.2f} | {error} |")
+    return "\n".join(rows)
 
 
 def compare_cycle_mode(image: Any, generator: Generator, settings: JITSettings) -> None:
@@ -199,6 +248,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reference", action="store_true", help="use the reference solutions")
     parser.add_argument("--cycle", action="store_true", help="compare JIT mode and cycle mode")
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="runs of both task sets, one per sampling seed"
+    )
     args = parser.parse_args()
     if args.reference:
         run(_reference, JITSettings(model_id="reference"), name="jit_suite_reference")
@@ -216,7 +268,7 @@ def main() -> None:
         if args.cycle:
             compare_cycle_mode(image, generator, settings)
         else:
-            run(generator, settings)
+            run(generator, settings, seeds=args.seeds)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from batos_lab.dnu_model import (
     body_finished,
     cut_body,
     leaving_line,
+    runaway,
     writes_code,
 )
 
@@ -75,6 +76,19 @@ def test_cut_body_keeps_the_function_and_a_fence_ends_it() -> None:
     assert cut_body(" x = 1\n    return x\n\n# Example 2\ndef other") == " x = 1\n    return x"
     assert cut_body(" return 1\n```\nchatter") == " return 1"
     assert body_finished(" return 1\n```")
+
+
+@pytest.mark.parametrize(
+    ("body", "stops"),
+    [
+        (" total = 0\n    for x in self.items:\n        total += x\n    return total\n", False),
+        (" self.items = []" + "\n    self.items.append(self.name)" * 3 + "\n", True),
+        (" return '" + "ab" * 90, True),  # an unclosed string
+        (" x = 1" + "\n    x = 1" * 2, False),  # the third copy is still being written
+    ],
+)
+def test_runaway_rows_stop(body: str, stops: bool) -> None:
+    assert runaway(body) is stops
 
 
 @pytest.mark.parametrize(

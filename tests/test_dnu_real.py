@@ -175,6 +175,28 @@ def test_every_reply_that_finishes_has_a_return(
     img.abort()
 
 
+def test_samples_repeat_for_a_seed_and_change_with_it(
+    model_image: tuple[Image, Path], generator: ModelGenerator
+) -> None:
+    from batos_lab.dnu_prompt import build_prompt
+
+    img, _ = model_image
+    word = img.new("word", text="hello")
+    prompt = build_prompt(word, "shout", (), {})
+    before = generator.seed
+    try:
+        first = generator.propose(prompt.text, 3, 1.0, 1)
+        assert generator.propose(prompt.text, 3, 1.0, 1) == first  # same prompt, round, seed
+        others = []
+        for seed in (1, 2, 3):
+            generator.seed = seed
+            others.append(generator.propose(prompt.text, 3, 1.0, 1))
+        assert any(o != first for o in others)
+    finally:
+        generator.seed = before
+    img.abort()
+
+
 def test_learned_method_runs_after_reopening_without_the_model(  # last: it closes the image
     model_image: tuple[Image, Path],
 ) -> None:
