@@ -5,9 +5,10 @@ the prompt shows the examples closest to the message at hand: a filter for a mes
 slot with a number argument, a sum for a message on a list with no argument, a string template
 for a message on text slots. :data:`EXAMPLES` is a bank of everyday methods (counters,
 accumulators, text formatting, list filters, arithmetic, summaries over dicts): the first ones
-here, then a broader bank in ``jit_examples.txt`` (written without looking at the quality
-suite). None of them shares a selector with a task of the JIT quality suite or its held-out
-tasks (``tests/jit_suite``), and a test keeps it that way.
+here, then a broader bank in ``jit_examples.txt`` and a third in ``jit_examples_extra.txt``
+(each written without looking at the quality suite; a bank's examples are JSON or Python
+literals). None of them shares a selector with a task of the JIT quality suite or its held-out
+tasks (``tests/jit_suite``), or with an example of another bank, and a test keeps it that way.
 
 :func:`choose_examples` ranks the bank against a message by the words of the selector and slot
 names (split at underscores, with a few common stems folded together) and by the *shape* of the
@@ -23,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ __all__ = [
     "BROAD_EXAMPLES",
     "CORE_EXAMPLES",
     "EXAMPLES",
+    "EXTRA_EXAMPLES",
     "Example",
     "choose_examples",
     "kind_of",
@@ -285,26 +288,40 @@ def _parse_bank(text: str) -> tuple[Example, ...]:
             raise ValueError(f"bad example header: {head!r}")
         label, slots, selector, args = match.groups()
         values = ast.literal_eval(f"({args},)") if args else ()
-        examples.append(Example(label, ast.literal_eval(slots), selector, values, source.rstrip()))
+        examples.append(Example(label, _slots(slots), selector, values, source.rstrip()))
     return tuple(examples)
 
 
-def _broad_bank() -> tuple[Example, ...]:
-    """The broad bank shipped beside this module (``jit_examples.txt``), same format."""
+def _slots(text: str) -> dict[str, Any]:
+    """The slots of an example header: JSON, or a Python literal (``True``, tuples)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = ast.literal_eval(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"example slots are not a mapping: {text!r}")
+    return value
+
+
+def _shipped_bank(file_name: str) -> tuple[Example, ...]:
+    """A bank shipped beside this module (``jit_examples*.txt``), in the format above."""
     from importlib.resources import files
 
-    return _parse_bank(files("batos_lab").joinpath("jit_examples.txt").read_text("utf-8"))
+    return _parse_bank(files("batos_lab").joinpath(file_name).read_text("utf-8"))
 
 
 #: the first bank: everyday idioms, one or two per kind of message
 CORE_EXAMPLES: tuple[Example, ...] = _parse_bank(_BANK)
 #: the broad bank: wider coverage of operations on numbers, text, lists, mappings and flags
-BROAD_EXAMPLES: tuple[Example, ...] = _broad_bank()
-EXAMPLES: tuple[Example, ...] = CORE_EXAMPLES + BROAD_EXAMPLES
+BROAD_EXAMPLES: tuple[Example, ...] = _shipped_bank("jit_examples.txt")
+#: a third bank, written later and on its own, over the same range of everyday operations
+EXTRA_EXAMPLES: tuple[Example, ...] = _shipped_bank("jit_examples_extra.txt")
+EXAMPLES: tuple[Example, ...] = CORE_EXAMPLES + BROAD_EXAMPLES + EXTRA_EXAMPLES
 #: the banks a prompt may draw its examples from, by name
 BANKS: dict[str, tuple[Example, ...]] = {
     "core": CORE_EXAMPLES,
     "broad": BROAD_EXAMPLES,
+    "extra": EXTRA_EXAMPLES,
     "all": EXAMPLES,
 }
 
