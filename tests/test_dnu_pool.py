@@ -180,7 +180,7 @@ def test_jit_settings_refuse_nonsense() -> None:
         JITSettings(first_candidates=0)
     with pytest.raises(ValueError, match="first_temperature must be above 0"):
         JITSettings(first_temperature=0.0)
-    with pytest.raises(ValueError, match="banks must name at least one of core, broad, all"):
+    with pytest.raises(ValueError, match="banks must name at least one of core, broad, extra, all"):
         JITSettings(banks=("core", "mine"))
     with pytest.raises(ValueError, match="banks must name at least one"):
         JITSettings(banks=())
