@@ -1,17 +1,20 @@
 """The embedded model as a JIT generator: the function header is forced, the model writes the body.
 
-:func:`model_generator` wraps an image's cognitive core. It puts the JIT prompt (without its
-trailing code fence and header) in the user turn of the chat template, and opens the assistant
-turn itself with the fence, the ``def`` header and the first indentation. The model therefore
-cannot chat, rename the function or change its parameters: it only continues the body. Decoding
-stops as soon as a line leaves the function (no indentation), a fence closes, or the token budget
-is spent, so no tokens are wasted on text that extraction would throw away.
+:func:`model_generator` wraps an image's cognitive core. The JIT prompt is a Python file (rules
+and worked examples as comments) ending with the ``def`` header; the model completes it as raw
+text, after the header's newline and first indentation, so it cannot chat, rename the function
+or change its parameters: it only continues the body. One prefill serves every candidate of a
+round: the greedy row and the sampled rows are decoded in one batch (:class:`GreedyRows`), the
+samples from a seed taken from the prompt (:func:`sample_seed`), so the same message gets the
+same candidates. A row stops as soon as a line starts left of the body's indentation, a fence
+appears, the row runs away (:func:`runaway`) or the token budget is spent.
 
-While the pipeline guides names (:data:`~batos_lab.dnu_prompt.GUIDE_NAMES`), a logits
-processor keeps every ``self.<name>`` the model writes to the receiver's own slots and selectors:
-a small model otherwise copies the slot names of the worked examples (``self.books`` on an object
-that has ``words``). Only tokens that would complete a wrong name are removed; whichever valid
-name the model ranks highest is kept.
+Two logits processors steer the body without choosing it. While the pipeline guides names
+(:data:`~batos_lab.dnu_prompt.GUIDE_NAMES`), :class:`NameGuide` keeps every ``self.<name>`` to
+the receiver's own slots and selectors: a small model otherwise copies the slot names of the
+worked examples (``self.books`` on an object that has ``words``); whichever valid name the
+model ranks highest is kept. :class:`ReturnGuide` leads a body that would end without a
+``return`` to write one.
 
 The base model is used with every adapter disabled.
 """
@@ -34,6 +37,8 @@ __all__ = [
     "NameGuide",
     "ReturnGuide",
     "body_finished",
+    "cut_body",
+    "leaving_line",
     "model_generator",
     "names_ok",
     "pieces",
@@ -77,6 +82,11 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
+def _depth(lines: list[str]) -> int:
+    """The body's indentation: the forced one plus what its first line added."""
+    return len(BODY_INDENT) + _indent(lines[0])
+
+
 def leaving_line(body: str) -> int | None:
     """Return the index of the first line of ``body`` that leaves the function, or None.
 
@@ -85,7 +95,7 @@ def leaving_line(body: str) -> int | None:
     character is enough, so decoding can stop there instead of writing that line out.
     """
     lines = body.split("\n")
-    depth = len(BODY_INDENT) + _indent(lines[0])
+    depth = _depth(lines)
     for number, line in enumerate(lines[1:], start=1):
         if line.strip() and _indent(line) < depth:
             return number
@@ -261,7 +271,7 @@ def writes_code(body: str) -> bool:
     if "```" in body:
         return False
     lines = body.split("\n")
-    depth = len(BODY_INDENT) + _indent(lines[0])
+    depth = _depth(lines)
     later = lines[1:]
     return all(_code_line(line, depth, n == len(later) - 1) for n, line in enumerate(later))
 
