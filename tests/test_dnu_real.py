@@ -167,8 +167,11 @@ def test_every_reply_that_finishes_has_a_return(
     img, _ = model_image
     counter = img.new("counter", count=4)
     prompt = build_prompt(counter, "increment", (), {}, bank="broad")
+    kernel = generator.core.model().config._attn_implementation
     replies = generator.propose(prompt.text, 4, 0.8, 0)
     assert len(replies) == 4
+    # the JIT decodes with its own attention kernel on CPU and gives the model back unchanged
+    assert generator.core.model().config._attn_implementation == kernel
     # a reply ends inside its function only at the token budget or a runaway line
     finished = [r for r in replies if len(r) < 400]
     assert finished and all(re.search(r"^\s+return\b", r, re.M) for r in finished), replies

@@ -21,7 +21,6 @@ from typing import Any
 from batos_lab.errors import RuntimeModeError
 
 __all__ = [
-    "CPU_ATTENTION",
     "DEFAULT_CPU_MODE",
     "DEFAULT_CUDA_MODE",
     "KEEP_FLOAT",
@@ -42,10 +41,6 @@ DEFAULT_CUDA_MODE = "nf4"
 DEFAULT_CPU_MODE = "bf16"
 #: Linear layers left in float under int8, so that LoRA adapters can attach to them.
 KEEP_FLOAT = ("q_proj", "k_proj", "v_proj", "o_proj")
-#: The attention kernel on CPU. Decoding one token for four rows against a 600-token cache took
-#: 74-77 ms with the plain ("eager") attention against 114-140 ms with torch's SDPA on a 2-core
-#: CPU in bf16 (prefill about equal); the JIT pools decode exactly such batches.
-CPU_ATTENTION = "eager"
 #: Linear layers left in float under int8 because quantizing them loses too much.
 INT8_SENSITIVE = ("down_proj",)
 
@@ -135,8 +130,6 @@ def load_base_model(
         kwargs["dtype"] = compute
     else:
         kwargs["dtype"] = torch.bfloat16 if mode == "bf16" else torch.float32
-    if device == "cpu":
-        kwargs["attn_implementation"] = CPU_ATTENTION
     model: Any = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
     if mode != "nf4" and device != "cpu":
         model = model.to(device)
