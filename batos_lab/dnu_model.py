@@ -197,10 +197,7 @@ class NameGuide:
                 allowed = self._search_all(tail)
             if not allowed:
                 continue  # nothing fits: leave the row to the checks after generation
-            keep = torch.full_like(scores[row], float("-inf"))
-            index = torch.tensor(allowed, device=scores.device)
-            keep[index] = scores[row, index]
-            scores[row] = keep
+            keep_only(scores, row, allowed)
         return scores
 
     def _search_all(self, tail: str) -> list[int]:
@@ -208,6 +205,16 @@ class NameGuide:
             i for i, piece in enumerate(pieces(self.tokenizer))
             if piece and names_ok(tail, piece, self.names)
         ]  # fmt: skip
+
+
+def keep_only(scores: Any, row: int, tokens: Sequence[int]) -> None:
+    """Leave row ``row`` of ``scores`` only the scores of ``tokens`` (the rest: -inf)."""
+    import torch
+
+    keep = torch.full_like(scores[row], float("-inf"))
+    index = torch.tensor(list(tokens), device=scores.device)
+    keep[index] = scores[row, index]
+    scores[row] = keep
 
 
 class GreedyRows:
@@ -330,12 +337,9 @@ class ReturnGuide:
             if top and allowed[:1] == top[:1]:
                 if len(allowed) == len(top):
                     continue
-                index = torch.tensor(allowed, device=scores.device)
+                keep_only(scores, row, allowed)
             else:
-                index = torch.tensor([self._forced(text)], device=scores.device)
-            keep = torch.full_like(scores[row], float("-inf"))
-            keep[index] = scores[row, index]
-            scores[row] = keep
+                keep_only(scores, row, [self._forced(text)])
         return scores
 
 

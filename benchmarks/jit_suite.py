@@ -142,9 +142,8 @@ def run(
         spread = f" ({min(rates):.0%} to {max(rates):.0%})" if len(rates) > 1 else ""
         return f"{statistics.mean(rates):.0%}{spread}"
 
-    def pooled(reports: list[SuiteReport], value: Any) -> str:
-        done = [x for r in reports for x in r.results if x.ok]
-        return f"{statistics.mean(value(x) for x in done):.2f}" if done else "-"
+    def pooled(reports: list[SuiteReport]) -> SuiteReport:
+        return SuiteReport([x for r in reports for x in r.results])
 
     rows = [
         line("tasks", lambda rs: str(len(rs[0].results))),
@@ -154,12 +153,9 @@ def run(
             "successes per seed",
             lambda rs: ", ".join(str(sum(x.ok for x in r.results)) for r in rs),
         ),
-        line("attempts per success", lambda rs: pooled(rs, lambda x: x.attempts)),
-        line("rounds per success", lambda rs: pooled(rs, lambda x: x.rounds)),
-        line(
-            "median latency (s)",
-            lambda rs: f"{statistics.median(x.latency_s for r in rs for x in r.results):.2f}",
-        ),
+        line("attempts per success", lambda rs: f"{pooled(rs).attempts_per_success:.2f}"),
+        line("rounds per success", lambda rs: f"{pooled(rs).rounds_per_success:.2f}"),
+        line("median latency (s)", lambda rs: f"{pooled(rs).median_latency_s:.2f}"),
     ]
     pools = (
         f"first round: {settings.first_candidates} candidates (greedy first, samples at "
