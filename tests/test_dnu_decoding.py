@@ -144,3 +144,18 @@ def test_greedy_rows_keep_only_their_likeliest_token() -> None:
 def test_no_greedy_rows_changes_nothing() -> None:
     scores = torch.tensor([[0.1, 2.0, 1.0]])
     assert GreedyRows(0)(torch.zeros((1, 1), dtype=torch.long), scores.clone()).equal(scores)
+
+
+def test_bank_headers_take_json_or_python_literals_and_refuse_the_rest() -> None:
+    from batos_lab.dnu_examples import _parse_bank
+
+    bank = _parse_bank(
+        '## lamp {"on": true} switch_off()\ndef switch_off(self):\n    self.on = False\n'
+        "    return self.on\n\n"
+        "## pair {'a': (1, 2)} first()\ndef first(self):\n    return self.a[0]\n"
+    )
+    assert [e.slots for e in bank] == [{"on": True}, {"a": (1, 2)}]
+    with pytest.raises(ValueError, match="not a mapping"):  # a set literal
+        _parse_bank("## lamp {1, 2} switch_off()\ndef switch_off(self):\n    return 1\n")
+    with pytest.raises(ValueError, match="bad example header"):
+        _parse_bank("## lamp switch_off\ndef switch_off(self):\n    return 1\n")
