@@ -93,7 +93,8 @@ class JITSettings:
         temperatures: temperature per attempt (the last repeats); greedy (0.0) comes first.
         trial_limits: limits of the trial run inside the savepoint.
         model_id: recorded in provenance.
-        adapter: recorded in provenance (None: the base model, every adapter off).
+        adapter: the expert that writes, as :func:`use_embedded_model` sets it up, and recorded
+            in provenance (None: the base model, every adapter off).
         candidates: candidates per retry round when the generator can propose several
             (:class:`CandidateGenerator`): each retry round samples this many and ranks the
             passing ones with :func:`~batos_lab.dnu_rank.choose`. 1: one candidate per
@@ -192,19 +193,31 @@ def install_generator(
 
 
 def use_embedded_model(image: Any, settings: JITSettings | None = None) -> Generator:
-    """Let the image's embedded model (adapters off) answer unknown messages; return it.
+    """Let the image's embedded model answer unknown messages; return the generator.
 
     Args:
         image: an open Image whose model was installed with ``install_model``.
-        settings: pipeline settings (default: :class:`JITSettings` naming the model).
+        settings: pipeline settings (default: :class:`JITSettings` naming the model). Their
+            ``adapter`` chooses the expert that writes (None, the default: the base model
+            with every adapter off; ``"JIT"``: the adapter trained on the example banks).
 
     Returns:
         The installed generator (the model loads on its first call).
+
+    Raises:
+        UnknownAdapter: ``settings.adapter`` names no expert of the image.
     """
+    import dataclasses
+
     from batos_lab.dnu_model import model_generator
 
-    generator = model_generator(image)
-    install_generator(image, generator, settings or JITSettings(model_id=generator.model_id))
+    adapter = settings.adapter if settings is not None else None
+    generator = model_generator(image, adapter=adapter)
+    if settings is None:
+        settings = JITSettings(model_id=generator.model_id)
+    elif settings.model_id == "unknown":
+        settings = dataclasses.replace(settings, model_id=generator.model_id)
+    install_generator(image, generator, settings)
     return generator
 
 

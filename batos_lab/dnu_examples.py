@@ -411,6 +411,7 @@ def choose_examples(
     k: int = 4,
     skip: int = 0,
     bank: Sequence[Example] | None = None,
+    leave_out: str | None = None,
 ) -> list[Example]:
     """Return the ``k`` examples that fit a message best, the best one last.
 
@@ -421,13 +422,15 @@ def choose_examples(
         k: how many to return.
         skip: leave out the ``skip`` best ones first (another set of examples for the same
             message, as an ensemble of prompts needs).
-        bank: the examples to choose from (default: :data:`EXAMPLES`, both banks).
+        bank: the examples to choose from (default: :data:`EXAMPLES`, every bank).
+        leave_out: a selector whose example may not be shown (a prompt built to train on
+            that example must not show its answer).
 
     Returns:
         Examples ordered from the weakest to the strongest match, so the closest one sits
         right above the task in the prompt. Ties keep the bank's order.
     """
-    pool = EXAMPLES if bank is None else tuple(bank)
+    pool = tuple(e for e in (EXAMPLES if bank is None else bank) if e.selector != leave_out)
     ranked = sorted(
         range(len(pool)),
         key=lambda i: (-_score(pool[i], selector, slots, args), i),

@@ -16,7 +16,9 @@ worked examples (``self.books`` on an object that has ``words``); whichever vali
 model ranks highest is kept. :class:`ReturnGuide` leads a body that would end without a
 ``return`` to write one.
 
-The base model is used with every adapter disabled.
+The base model is used with every adapter disabled, unless the generator is given an adapter
+(the JIT adapter ``scripts/train_jit_adapter.py`` trains from the example banks): then that
+expert is made hot and active for the generator's calls.
 """
 
 from __future__ import annotations
@@ -360,15 +362,27 @@ class ModelGenerator:
             two threads contending with other work measured up to ten times slower.
         seed: the base of the sampling seeds (:func:`sample_seed`): the same prompt, round and
             seed always give the same candidates; another seed draws other samples.
+        adapter: the expert that writes the bodies (None: the base model, every adapter off).
+
+    Raises:
+        UnknownAdapter: ``adapter`` names no expert of the image (the known ones are listed).
     """
 
     def __init__(
-        self, core: Any, max_new_tokens: int = 160, threads: int = 1, seed: int = 0
+        self,
+        core: Any,
+        max_new_tokens: int = 160,
+        threads: int = 1,
+        seed: int = 0,
+        adapter: str | None = None,
     ) -> None:
         self.core = core
         self.max_new_tokens = max_new_tokens
         self.threads = threads
         self.seed = seed
+        self.adapter = adapter
+        if adapter is not None:
+            core.adapter(adapter)  # an unknown name fails here, not at the first message
         self.model_id = str(getattr(core, "model_id", None) or _record_id(core))
 
     def __call__(self, prompt: str, temperature: float, attempt: int) -> str:
@@ -404,7 +418,7 @@ class ModelGenerator:
         with (
             self._threads(),
             _attention(self.core),
-            _base_model(self.core) as model,
+            _writer(self.core, self.adapter) as model,
             torch.inference_mode(),
         ):
             input_ids = torch.tensor([ids], device=self.core.input_device())
@@ -457,7 +471,7 @@ class ModelGenerator:
         return list(out)
 
     def judge(self, context: str, endings: list[str]) -> list[float]:
-        """Score each ending by its total log-probability after ``context`` (base model).
+        """Score each ending by its total log-probability after ``context`` (the writer's model).
 
         Args:
             context: the text every ending follows.
@@ -474,7 +488,7 @@ class ModelGenerator:
         with (
             self._threads(),
             _attention(self.core),
-            _base_model(self.core) as model,
+            _writer(self.core, self.adapter) as model,
             torch.inference_mode(),
         ):
             for ending in endings:
@@ -535,8 +549,21 @@ def _attention(core: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _base_model(core: Any) -> Iterator[Any]:
-    """Yield the module to generate with, every adapter disabled."""
+def _writer(core: Any, adapter: str | None) -> Iterator[Any]:
+    """Yield the module to generate with: ``adapter`` hot and active, or every adapter off.
+
+    Raises:
+        AdapterError: the adapter's weights cannot be read (it would degrade to the base model,
+            and the provenance would then name an adapter that did not write the method).
+    """
+    if adapter is not None:
+        from batos_lab.errors import AdapterError
+
+        record = core.activate_expert(adapter)
+        if record.tier == "degraded":
+            raise AdapterError(record.warning or f"The adapter {adapter} could not be loaded.")
+        yield core.peft_model()
+        return
     peft = core.peft_model()
     if peft is None:
         yield core.generator()
@@ -562,12 +589,15 @@ def _stopping(tokenizer: Any, start: int) -> Any:
     return StoppingCriteriaList([_LeftTheFunction()])
 
 
-def model_generator(image: Any, max_new_tokens: int = 160) -> ModelGenerator:
+def model_generator(
+    image: Any, max_new_tokens: int = 160, adapter: str | None = None
+) -> ModelGenerator:
     """Return a header-forcing generator over the embedded model of ``image``.
 
     Args:
         image: an open image with the model installed (``install_model``).
         max_new_tokens: the most body tokens per attempt.
+        adapter: the expert that writes (None: the base model, every adapter off).
 
     Returns:
         The generator; the model loads on its first call.
@@ -576,4 +606,4 @@ def model_generator(image: Any, max_new_tokens: int = 160) -> ModelGenerator:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from batos_lab.llm import core_for
 
-    return ModelGenerator(core_for(image), max_new_tokens=max_new_tokens)
+    return ModelGenerator(core_for(image), max_new_tokens=max_new_tokens, adapter=adapter)

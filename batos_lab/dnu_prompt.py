@@ -181,6 +181,7 @@ def build_prompt(
     examples: int = 4,
     variant: int = 0,
     bank: str = "all",
+    leave_out: str | None = None,
 ) -> JITPrompt:
     """Build the JIT prompt for ``receiver.selector(*args, **kwargs)``.
 
@@ -193,6 +194,7 @@ def build_prompt(
             :mod:`batos_lab.dnu_examples`).
         variant: 0 shows the best fitting examples, 1 the next ``examples`` ones, and so on.
         bank: which example bank to draw from (:data:`batos_lab.dnu_examples.BANKS`).
+        leave_out: a selector whose worked example is not shown (training prompts).
 
     Returns:
         The prompt, the header it ends with, and its hash.
@@ -202,7 +204,7 @@ def build_prompt(
         raise ValueError(f"Unknown example bank {bank!r}; the banks are {', '.join(BANKS)}.")
     chosen = choose_examples(
         selector, _data_slots(receiver), [*args, *kwargs.values()], k=examples,
-        skip=variant * examples, bank=BANKS[bank],
+        skip=variant * examples, bank=BANKS[bank], leave_out=leave_out,
     )  # fmt: skip
     header = f"def {selector}({', '.join(('self', *params))}):"
     call_args = [safe_repr(a) for a in args] + [f"{k}={safe_repr(v)}" for k, v in kwargs.items()]

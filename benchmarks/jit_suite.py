@@ -4,10 +4,11 @@ Run: python -m benchmarks.jit_suite            (the embedded model, adapters off
      python -m benchmarks.jit_suite --seeds 1   (one run of each task set)
      python -m benchmarks.jit_suite --cycle     (JIT mode and cycle mode, side by side)
      python -m benchmarks.jit_suite --reference (hand-written references: checks the harness)
+     python -m benchmarks.jit_suite --adapter JIT (the JIT adapter writes: jit_suite_JIT.md)
 
-Writes benchmarks/results/jit_suite.md (``--cycle``: jit_suite_cycle.md). The generator is a
-parameter of :func:`run`, so any model (or a fine-tuned JIT adapter) can be measured on exactly
-the same tasks.
+Writes benchmarks/results/jit_suite.md (``--cycle``: jit_suite_cycle.md; ``--adapter NAME``:
+jit_suite_NAME.md, base and adapter side by side). The generator is a parameter of
+:func:`run`, so any model or adapter can be measured on exactly the same tasks.
 """
 
 from __future__ import annotations
@@ -134,29 +135,7 @@ def run(
         suite.append(run_suite(generator, settings))
         held.append(run_suite(generator, settings, tasks=HELDOUT))
 
-    def line(label: str, value: Any) -> list[str]:
-        return [label, value(suite), value(held)]
-
-    def rate(reports: list[SuiteReport]) -> str:
-        rates = [r.success_rate for r in reports]
-        spread = f" ({min(rates):.0%} to {max(rates):.0%})" if len(rates) > 1 else ""
-        return f"{statistics.mean(rates):.0%}{spread}"
-
-    def pooled(reports: list[SuiteReport]) -> SuiteReport:
-        return SuiteReport([x for r in reports for x in r.results])
-
-    rows = [
-        line("tasks", lambda rs: str(len(rs[0].results))),
-        line("seeds", lambda rs: str(len(rs))),
-        line("success rate, mean (range)", rate),
-        line(
-            "successes per seed",
-            lambda rs: ", ".join(str(sum(x.ok for x in r.results)) for r in rs),
-        ),
-        line("attempts per success", lambda rs: f"{pooled(rs).attempts_per_success:.2f}"),
-        line("rounds per success", lambda rs: f"{pooled(rs).rounds_per_success:.2f}"),
-        line("median latency (s)", lambda rs: f"{pooled(rs).median_latency_s:.2f}"),
-    ]
+    rows = summary_rows([suite, held])
     pools = (
         f"first round: {settings.first_candidates} candidates (greedy first, samples at "
         f"{settings.first_temperature:g}) over the banks {', '.join(settings.banks)}; up to "
@@ -181,6 +160,95 @@ def run(
         + per_task(held),
     )
     return suite[0]
+
+
+def summary_rows(columns: list[list[SuiteReport]]) -> list[list[str]]:
+    """The headline rows for columns of reports (each column: one report per seed)."""
+
+    def line(label: str, value: Any) -> list[str]:
+        return [label, *(value(reports) for reports in columns)]
+
+    def rate(reports: list[SuiteReport]) -> str:
+        rates = [r.success_rate for r in reports]
+        spread = f" ({min(rates):.0%} to {max(rates):.0%})" if len(rates) > 1 else ""
+        return f"{statistics.mean(rates):.0%}{spread}"
+
+    def pooled(reports: list[SuiteReport]) -> SuiteReport:
+        return SuiteReport([x for r in reports for x in r.results])
+
+    return [
+        line("tasks", lambda rs: str(len(rs[0].results))),
+        line("seeds", lambda rs: str(len(rs))),
+        line("success rate, mean (range)", rate),
+        line(
+            "successes per seed",
+            lambda rs: ", ".join(str(sum(x.ok for x in r.results)) for r in rs),
+        ),
+        line("attempts per success", lambda rs: f"{pooled(rs).attempts_per_success:.2f}"),
+        line("rounds per success", lambda rs: f"{pooled(rs).rounds_per_success:.2f}"),
+        line("median latency (s)", lambda rs: f"{pooled(rs).median_latency_s:.2f}"),
+    ]
+
+
+def compare_adapter(generator: Any, settings: JITSettings, adapter: str, seeds: int) -> None:
+    """Run both task sets with the base model and with ``adapter``, seed by seed, side by side.
+
+    The two writers take turns on each seed (base suite, adapter suite, base held-out, adapter
+    held-out), so both meet the same machine; the pipeline and its settings are the same, only
+    the model that writes the bodies (and judges ties) differs.
+    """
+    import dataclasses
+
+    from batos_lab.dnu_model import ModelGenerator
+
+    tuned = ModelGenerator(generator.core, adapter=adapter)
+    tuned_settings = dataclasses.replace(settings, adapter=adapter)
+    columns: dict[str, list[SuiteReport]] = {
+        "suite, base": [], f"suite, {adapter}": [], "held-out, base": [],
+        f"held-out, {adapter}": [],
+    }  # fmt: skip
+    for seed in range(seeds):
+        generator.seed = tuned.seed = seed
+        for tasks, where in ((TASKS, "suite"), (HELDOUT, "held-out")):
+            columns[f"{where}, base"].append(run_suite(generator, settings, tasks=tasks))
+            columns[f"{where}, {adapter}"].append(run_suite(tuned, tuned_settings, tasks=tasks))
+    rows = summary_rows(list(columns.values()))
+
+    def mean_rate(reports: list[SuiteReport]) -> float:
+        return statistics.mean(r.success_rate for r in reports)
+
+    def ratio(where: str) -> str:
+        base = mean_rate(columns[f"{where}, base"])
+        return f"{where} {mean_rate(columns[f'{where}, {adapter}']) / max(base, 1e-9):.2f}x"
+
+    ratios = ", ".join(ratio(where) for where in ("suite", "held-out"))
+    tables = []
+    for where in ("suite", "held-out"):
+        lines = [
+            f"| task | base (seeds passed) | {adapter} (seeds passed) | {adapter}: first failure |",
+            "|---|---|---|---|",
+        ]
+        base = zip(*(r.results for r in columns[f"{where}, base"]), strict=True)
+        tuned_runs = zip(*(r.results for r in columns[f"{where}, {adapter}"]), strict=True)
+        for a, b in zip(base, tuned_runs, strict=True):
+            error = next((x.error for x in b if not x.ok), "").replace("|", "/")
+            lines.append(
+                f"| {a[0].name} | {sum(x.ok for x in a)} / {len(a)} | "
+                f"{sum(x.ok for x in b)} / {len(b)} | {' '.join(error.split())[:90]} |"
+            )
+        tables.append(f"## Per task: {where}\n\n" + "\n".join(lines))
+    write_results(
+        f"jit_suite_{adapter}",
+        f"JIT suite: the base model and the {adapter} adapter side by side",
+        ["measure", *columns],
+        rows,
+        notes=(
+            f"Model {settings.model_id}; the same pipeline and settings for both writers "
+            f"(first round {settings.first_candidates} candidates over the banks "
+            f"{', '.join(settings.banks)}). Success rate {adapter} / base: {ratios}.\n\n"
+            + "\n\n".join(tables)
+        ),
+    )
 
 
 def per_task(reports: list[SuiteReport]) -> str:
@@ -270,6 +338,10 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, default=3, help="runs of both task sets, one per sampling seed"
     )
+    parser.add_argument("--adapter", help="an adapter that writes instead of the base model")
+    parser.add_argument(
+        "--adapters-dir", type=Path, help="adapter folders to import (default lora_adapters/)"
+    )
     args = parser.parse_args()
     if args.reference:
         run(_reference, JITSettings(model_id="reference"), name="jit_suite_reference")
@@ -279,13 +351,15 @@ def main() -> None:
 
     with open_image(None) as image:
         with image.transaction("install the embedded model"):
-            install_model(image)
+            install_model(image, adapters_dir=args.adapters_dir)
         entry = generator_for(image)
         if entry is None:
             raise SystemExit("No embedded model is available: install it first (batos model).")
         generator, settings = entry
         if args.cycle:
             compare_cycle_mode(image, generator, settings)
+        elif args.adapter:
+            compare_adapter(generator, settings, args.adapter, args.seeds)
         else:
             run(generator, settings, seeds=args.seeds)
 

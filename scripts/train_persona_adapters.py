@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,10 +46,9 @@ def train_one(name: str, folder: Path, fingerprint: str, epochs: int, out_root: 
     """Train one persona adapter and save it under ``out_root/name``; return the last loss."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from safetensors.torch import load_file, save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from batos_lab.llm.adapters import BASE_KEY
+    from batos_lab.llm.adapters import save_adapter_folder
     from batos_lab.llm.convert import DEFAULT_MODEL_ID
 
     torch.manual_seed(7)
@@ -86,23 +83,7 @@ def train_one(name: str, folder: Path, fingerprint: str, epochs: int, out_root: 
             optimizer.zero_grad()
             loss_value = float(loss)
         print(f"  {name} epoch {epoch + 1}/{epochs} loss {loss_value:.3f}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        peft.save_pretrained(tmp)
-        tensors = load_file(str(Path(tmp) / "adapter_model.safetensors"))
-        adapter_config = json.loads((Path(tmp) / "adapter_config.json").read_text())
-    adapter_config["base_model_name_or_path"] = DEFAULT_MODEL_ID
-    target = out_root / name
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    (target / "adapter_config.json").write_text(
-        json.dumps(adapter_config, indent=2, sort_keys=True) + "\n"
-    )
-    save_file(
-        tensors,
-        str(target / "adapter_model.safetensors"),
-        metadata={"format": "pt", BASE_KEY: fingerprint},
-    )
+    save_adapter_folder(peft, out_root / name, fingerprint, DEFAULT_MODEL_ID)
     return loss_value
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "get_adapter",
     "import_adapter",
     "import_adapters",
+    "save_adapter_folder",
     "set_active_version",
 ]
 
@@ -378,3 +379,30 @@ def import_adapters(home: Any, root: Path, base: ModelRecord) -> ImportReport:
             continue
         (report.imported if created else report.unchanged).append(proxy.key)
     return report
+
+
+def save_adapter_folder(peft: Any, target: Path, fingerprint: str, base_model_id: str) -> Path:
+    """Write a trained PeftModel's adapter as a folder :func:`import_adapter` accepts.
+
+    PEFT's own ``save_pretrained`` writes the files; the config then names ``base_model_id``
+    and the weights' safetensors metadata records the base model's ``fingerprint``
+    (:data:`BASE_KEY`), so an image with another base model refuses the adapter by name.
+    An existing folder at ``target`` is replaced.
+    """
+    import shutil
+    import tempfile
+
+    from safetensors.torch import load_file, save_file
+
+    target = Path(target)
+    with tempfile.TemporaryDirectory() as tmp:
+        peft.save_pretrained(tmp)
+        tensors = load_file(str(Path(tmp) / WEIGHTS_FILE))
+        config = json.loads((Path(tmp) / CONFIG_FILE).read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base_model_id
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    (target / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    save_file(tensors, str(target / WEIGHTS_FILE), metadata={"format": "pt", BASE_KEY: fingerprint})
+    return target
