@@ -9,7 +9,7 @@ indentation) and what it should have written. The pairs train a LoRA adapter
 (``scripts/train_jit_adapter.py``) that the pipeline can use in place of the bare base model.
 
 No pair comes from the JIT suite or its held-out tasks: the banks share no selector with them
-(``tests/test_dnu_examples.py`` checks it).
+(``tests/test_jit_training.py`` checks the pairs).
 """
 
 from __future__ import annotations
