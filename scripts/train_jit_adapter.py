@@ -124,7 +124,7 @@ def main() -> None:
         for index, (prompt_ids, body_ids) in enumerate(train, start=1):
             loss = body_loss(peft, prompt_ids, body_ids)
             (loss / args.accumulate).backward()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if index % args.accumulate == 0 or index == len(train):
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                 optimizer.step()

@@ -39,7 +39,7 @@ def robin_copy(tmp_path: Path) -> Path:
 
 
 def test_shipped_adapters_are_imported_with_metadata(home: object, record: ModelRecord) -> None:
-    assert ad.adapter_names(home) == ["ALFRED", "BABS", "BRICK", "ROBIN"]
+    assert ad.adapter_names(home) == ["ALFRED", "BABS", "BRICK", "JIT", "ROBIN"]
     proxy = ad.get_adapter(home, "BRICK")
     assert proxy.version == 1 and proxy.rank == 8 and proxy.alpha == 16
     assert proxy.target_modules == ("q_proj", "v_proj")
@@ -53,7 +53,7 @@ def test_shipped_adapters_are_imported_with_metadata(home: object, record: Model
 def test_import_is_idempotent(home: object, record: ModelRecord) -> None:
     report = ad.import_adapters(home, ADAPTERS_DIR, record)
     assert report.imported == [] and not report.refused
-    assert sorted(report.unchanged) == ["ALFRED@v1", "BABS@v1", "BRICK@v1", "ROBIN@v1"]
+    assert sorted(report.unchanged) == ["ALFRED@v1", "BABS@v1", "BRICK@v1", "JIT@v1", "ROBIN@v1"]
 
 
 def test_new_version_becomes_active_and_old_one_can_be_restored(
@@ -140,5 +140,5 @@ def test_refused_adapter_leaves_the_others(
 
 
 def test_unknown_adapter_lists_known_ones(home: object) -> None:
-    with pytest.raises(UnknownAdapter, match=r"known adapters: ALFRED, BABS, BRICK, ROBIN"):
+    with pytest.raises(UnknownAdapter, match=r"known adapters: ALFRED, BABS, BRICK, JIT, ROBIN"):
         ad.get_adapter(home, "JOKER")

@@ -63,12 +63,13 @@ def test_install_is_skipped_when_the_same_model_is_there(
     ]
 
 
-def test_shipped_persona_adapters_are_refused_for_another_model(tiny_image: Image) -> None:
+def test_shipped_adapters_are_refused_for_another_model(tiny_image: Image) -> None:
     from batos_lab.paths import ADAPTERS_DIR
 
     report = CognitiveCore(tiny_image, device="cpu").import_adapters(ADAPTERS_DIR)
-    assert set(report.refused) == {"ALFRED", "BABS", "BRICK", "ROBIN"}
+    assert set(report.refused) == {"ALFRED", "BABS", "BRICK", "JIT", "ROBIN"}
     assert "trained on another base model" in report.refused["ROBIN"]
+    assert "trained on another base model" in report.refused["JIT"]
 
 
 def test_unknown_runtime_mode_is_refused(tiny_model_dir: dict[str, Path]) -> None:

@@ -479,7 +479,7 @@ class SynapticMemoryManager:
             message = (
                 f"The adapter {proxy.key} could not be loaded from its blob ({type(exc).__name__}: "
                 f"{exc}); answering with the base model instead. Re-import it from "
-                f"lora_adapters/{proxy.name}/ to restore the persona."
+                f"lora_adapters/{proxy.name}/ to restore it."
             )
             self.warnings.append(message)
             record = ActivationRecord(

@@ -1,0 +1,60 @@
+"""The shipped JIT adapter on the embedded model: imported at install, chosen by a setting, writing.
+
+The message is a JIT suite task the adapter answered in its first round on every seed
+(benchmarks/results/jit_suite_JIT.md), so the test checks that the adapter is the writer and
+that what it writes goes through the same audit, trial and commit as the base model's methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from batos_lab import dnu
+from batos_lab.dnu import JITSettings, uninstall_generator
+from batos_lab.dnu_model import ModelGenerator
+from batos_lab.image import Image, open_image
+from batos_lab.paths import ADAPTERS_DIR
+
+pytestmark = pytest.mark.llm
+
+
+@pytest.fixture(scope="module")
+def jit_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Image]:
+    """An image with the embedded model and the JIT adapter writing its methods."""
+    from batos_lab.llm import install_model
+
+    path = tmp_path_factory.mktemp("jit_adapter") / "live_image.fs"
+    with open_image(path) as img:
+        with img.transaction("install the embedded model"):
+            install_model(img)
+        dnu.use_embedded_model(img, JITSettings(adapter="JIT"))
+        yield img
+        uninstall_generator(img)
+
+
+def test_the_jit_adapter_ships_with_the_persona_adapters_shape(jit_image: Image) -> None:
+    from batos_lab.llm import core_for
+
+    assert (ADAPTERS_DIR / "JIT" / "adapter_model.safetensors").is_file()
+    proxy = core_for(jit_image).adapter("JIT")
+    assert proxy.rank == 8 and proxy.target_modules == ("q_proj", "v_proj")
+    entry = dnu.generator_for(jit_image)
+    assert entry is not None
+    generator, settings = entry
+    assert isinstance(generator, ModelGenerator) and generator.adapter == "JIT"
+    assert settings.adapter == "JIT" and settings.model_id != "unknown"
+
+
+def test_a_method_written_by_the_adapter_is_audited_committed_and_recorded(
+    jit_image: Image,
+) -> None:
+    counter = jit_image.new("increment", count=4)
+    jit_image.commit("a counter")
+    assert counter.increment() == 5
+    jit_image.commit("the real run's change")
+    method = counter.get_slot("increment")
+    assert method.provenance["adapter"] == "JIT"
+    assert "self._p_changed = True" in method.source  # the covenant, by the model or the autofix
+    assert counter.count == 5
