@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batos_lab.dnu import JITSettings
-from batos_lab.dnu_examples import EXAMPLES
+from batos_lab.dnu_examples import BROAD_EXAMPLES, CORE_EXAMPLES, EXAMPLES, EXTRA_EXAMPLES
 from batos_lab.limits import Limits
 from tests.jit_suite import HELDOUT, TASKS, Task, run_suite
 
@@ -42,6 +42,13 @@ def test_heldout_shares_no_selector_or_name_with_the_suite() -> None:
     assert not {t.name for t in HELDOUT} & {t.name for t in TASKS}
     # nor with the prompt's worked examples, which would hand the model the answer
     assert not set(HELDOUT_BY_SELECTOR) & {e.selector for e in EXAMPLES}
+
+
+def test_no_worked_example_shares_a_selector_with_a_task_or_another_bank() -> None:
+    banks = [{e.selector for e in bank} for bank in (CORE_EXAMPLES, BROAD_EXAMPLES, EXTRA_EXAMPLES)]
+    assert sum(map(len, banks)) == len(EXAMPLES)  # no bank repeats a selector of its own
+    assert len(set().union(*banks)) == len(EXAMPLES)  # nor one of another bank
+    assert not set().union(*banks) & (set(BY_SELECTOR) | set(HELDOUT_BY_SELECTOR))
 
 
 @SUITES
