@@ -28,11 +28,13 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Self
 
 __all__ = [
+    "CharCursor",
     "PlanCursor",
     "PlanLogitsProcessor",
     "TokenTable",
     "generate_guided_plan",
     "string_budget",
+    "string_char",
     "token_texts",
 ]
 
@@ -41,12 +43,30 @@ _KEY_PILLARS = ', "relevant_pillars": ['
 _KEY_SUBS = ', "sub_queries": {'
 
 
-def _string_char(ch: str) -> bool:
+def string_char(ch: str) -> bool:
+    """True for a character a guided JSON string may hold as it is (no quote, no escape)."""
     return ch.isprintable() and ch not in '"\\'
 
 
+class CharCursor:
+    """A cursor that reads text one character at a time: :meth:`step`, and :meth:`feed` over it."""
+
+    def step(self, ch: str) -> Self | None:
+        """Accept one character; return the new cursor, or None when it is not allowed."""
+        raise NotImplementedError
+
+    def feed(self, text: str) -> Self | None:
+        """Accept every character of ``text``; None as soon as one is not allowed."""
+        cursor: Self | None = self
+        for ch in text:
+            cursor = cursor.step(ch)  # type: ignore[union-attr]
+            if cursor is None:
+                return None
+        return cursor
+
+
 @dataclass(frozen=True)
-class PlanCursor:
+class PlanCursor(CharCursor):
     """Where a partial plan stands; :meth:`feed` returns the next cursor or None (invalid).
 
     Attributes:
@@ -144,7 +164,7 @@ class PlanCursor:
                 return self._after_string() if self.count > 0 else None
             if self.count == 0 and ch.isspace():  # no blank or space-led strings
                 return None
-            if _string_char(ch) and self.count < self.max_chars:
+            if string_char(ch) and self.count < self.max_chars:
                 return replace(self, count=self.count + 1)
             return None
         if phase == "open":
@@ -166,15 +186,6 @@ class PlanCursor:
                 return replace(self, phase="lit", rest=_KEY_SUBS, then=("sub", 0))
             return None
         return None  # "end" accepts nothing more
-
-    def feed(self, text: str) -> PlanCursor | None:
-        """Accept every character of ``text``; None as soon as one is not allowed."""
-        cursor: PlanCursor | None = self
-        for ch in text:
-            cursor = cursor.step(ch)  # type: ignore[union-attr]
-            if cursor is None:
-                return None
-        return cursor
 
     def first_chars(self) -> set[str] | None:
         """Characters that may come next; None in a free string (any string character)."""
@@ -280,7 +291,7 @@ class TokenTable:
             for k in range(1, min(_PREFIX, len(text)) + 1):
                 self.by_prefix.setdefault(text[:k], []).append(token_id)
             self.by_text.setdefault(text, []).append(token_id)
-            if all(_string_char(c) for c in text):
+            if all(string_char(c) for c in text):
                 lengths[token_id] = len(text)
             elif '"' in text and "\\" not in text and text.isprintable():
                 self.quoted.append(token_id)

@@ -38,7 +38,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol
 
-from batos_lab.psm.guided import TokenTable
+from batos_lab.psm.guided import CharCursor, TokenTable, string_char
 
 __all__ = [
     "Grammar",
@@ -49,10 +49,6 @@ __all__ = [
     "WidgetGrammar",
     "generate_guided",
 ]
-
-
-def _string_char(ch: str) -> bool:
-    return ch.isprintable() and ch not in '"\\'
 
 
 @dataclass(frozen=True)
@@ -114,7 +110,7 @@ class Grammar(Protocol):
 
 
 @dataclass(frozen=True)
-class GrammarCursor:
+class GrammarCursor(CharCursor):
     """Where a partial text stands in a grammar; :meth:`feed` returns the next cursor or None.
 
     Attributes:
@@ -180,7 +176,7 @@ class GrammarCursor:
                 return self._next("") if self.count >= self.min_chars else None
             if self.count == 0 and self.min_chars > 0 and ch.isspace():  # no blank strings
                 return None
-            if _string_char(ch) and self.count < self.max_chars:
+            if string_char(ch) and self.count < self.max_chars:
                 return replace(self, count=self.count + 1)
             return None
         if self.phase == "choice":
@@ -192,15 +188,6 @@ class GrammarCursor:
                 return self._next(typed)
             return replace(self, options=still, partial=typed)
         return None
-
-    def feed(self, text: str) -> GrammarCursor | None:
-        """Accept every character of ``text``; None as soon as one is not allowed."""
-        cursor: GrammarCursor | None = self
-        for ch in text:
-            cursor = cursor.step(ch)  # type: ignore[union-attr]
-            if cursor is None:
-                return None
-        return cursor
 
     def first_chars(self) -> set[str] | None:
         """Characters that may come next; None in a free string (any string character)."""
