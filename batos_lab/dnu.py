@@ -95,6 +95,9 @@ class JITSettings:
         model_id: recorded in provenance.
         adapter: the expert that writes, as :func:`use_embedded_model` sets it up, and recorded
             in provenance (None: the base model, every adapter off).
+        with_base: with an ``adapter``, let :func:`use_embedded_model` share every pool
+            between the base model and the adapter (:class:`~batos_lab.dnu_model.SharedPool`),
+            ranked together; each attempt and the provenance name the writer of the candidate.
         candidates: candidates per retry round when the generator can propose several
             (:class:`CandidateGenerator`): each retry round samples this many and ranks the
             passing ones with :func:`~batos_lab.dnu_rank.choose`. 1: one candidate per
@@ -117,6 +120,7 @@ class JITSettings:
     trial_limits: Limits = field(default_factory=lambda: Limits(cpu_seconds=2.0))
     model_id: str = "unknown"
     adapter: str | None = None
+    with_base: bool = False
     guide_names: bool = True
     candidates: int = 4
     first_candidates: int = 8
@@ -124,6 +128,10 @@ class JITSettings:
     banks: tuple[str, ...] = ("core", "broad")
 
     def __post_init__(self) -> None:
+        if self.with_base and self.adapter is None:
+            raise ValueError(
+                "with_base=True shares the pools with an adapter: name one in adapter."
+            )
         if self.candidates < 1:
             raise ValueError(f"candidates must be at least 1, got {self.candidates!r}.")
         if self.first_candidates < 1:
@@ -199,7 +207,8 @@ def use_embedded_model(image: Any, settings: JITSettings | None = None) -> Gener
         image: an open Image whose model was installed with ``install_model``.
         settings: pipeline settings (default: :class:`JITSettings` naming the model). Their
             ``adapter`` chooses the expert that writes (None, the default: the base model
-            with every adapter off; ``"JIT"``: the adapter trained on the example banks).
+            with every adapter off; ``"JIT"``: the adapter trained on the example banks) and
+            ``with_base`` whether the base model writes a share of every pool beside it.
 
     Returns:
         The installed generator (the model loads on its first call).
@@ -209,10 +218,12 @@ def use_embedded_model(image: Any, settings: JITSettings | None = None) -> Gener
     """
     import dataclasses
 
-    from batos_lab.dnu_model import model_generator
+    from batos_lab.dnu_model import SharedPool, model_generator
 
     adapter = settings.adapter if settings is not None else None
-    generator = model_generator(image, adapter=adapter)
+    generator: Any = model_generator(image, adapter=adapter)
+    if settings is not None and settings.with_base:
+        generator = SharedPool([model_generator(image), generator])
     if settings is None:
         settings = JITSettings(model_id=generator.model_id)
     elif settings.model_id == "unknown":
@@ -360,10 +371,11 @@ def jit(
     if learned is None:
         _fail(receiver, selector, args, kwargs, prompt, settings, attempts)
     source, fixes = learned
+    chosen = next((a for a in attempts if a.get("chosen")), {})
     provenance = {
         "author": "jit",
         "model": settings.model_id,
-        "adapter": settings.adapter,
+        "adapter": chosen.get("writer", settings.adapter),
         "prompt_sha256": prompt.sha256,
         "prompts_sha256": [p.sha256 for p in prompts],
         "attempts": attempts,
@@ -436,7 +448,7 @@ def learn(
         if round_ == 0 and pooled and settings.first_candidates >= 2 * (1 + len(others)):
             texts += [p.text for p in others]
         n = settings.first_candidates // len(texts) if len(texts) > 1 else None
-        replies: list[tuple[str | BaseException, float, int]] = []
+        replies: list[tuple[str | BaseException, float, str | None, int]] = []
         try:
             for which, asked in enumerate(texts):
                 replies += [
@@ -447,11 +459,13 @@ def learn(
         generate_s = round((time.perf_counter() - began) / max(1, len(replies)), 3)
         passed: list[tuple[dict[str, Any], str, list[str], Outcome]] = []
         first_error: tuple[str, BaseException] | None = None
-        for reply, temperature, which in replies:
+        for reply, temperature, writer, which in replies:
             record: dict[str, Any] = {
                 "attempt": len(attempts), "round": round_, "temperature": temperature,
                 "guided": guided, "generate_s": generate_s, "prompt": which,
             }  # fmt: skip
+            if hasattr(generator, "rows"):
+                record["writer"] = writer
             attempts.append(record)
             checked = time.perf_counter()
             source = ""
@@ -491,30 +505,40 @@ def _ask(
     round_: int,
     pooled: bool,
     n: int | None = None,
-) -> list[tuple[str | BaseException, float]]:
-    """One round's replies with their temperatures; a generator error is one failed reply.
+) -> list[tuple[str | BaseException, float, str | None]]:
+    """One round's replies with their temperatures and writers; an error is one failed reply.
 
     Without a pool each round is one reply, greedy first. With one, round 0 is the greedy
     reply and ``first_candidates - 1`` samples at ``first_temperature``; each later round is
-    ``candidates`` replies sampled at that round's temperature. ``n`` overrides the size.
+    ``candidates`` replies sampled at that round's temperature. ``n`` overrides the size. A
+    generator with writers' shares (:class:`~batos_lab.dnu_model.SharedPool`) says which
+    rows are whose and which are greedy; any other writes every row as ``settings.adapter``.
     """
     temperature = settings.temperature(round_)
     if n is None:
         n = settings.first_candidates if round_ == 0 else settings.candidates
+    rows = getattr(generator, "rows", None)
     try:
         with paused():
             if pooled and n > 1:
                 propose = generator.propose  # type: ignore[attr-defined]
                 if round_ == 0:  # greedy first, then samples, from one prompt cache
-                    sample_t = settings.first_temperature
-                    replies = list(propose(text, n, sample_t, 0))
-                    return [(str(r), 0.0 if i == 0 else sample_t) for i, r in enumerate(replies)]
-                replies = list(propose(text, n, temperature, round_))
-            else:
-                replies = [generator(text, temperature, round_)]
+                    temperature = settings.first_temperature
+                replies = [str(r) for r in propose(text, n, temperature, round_)]
+                layout = rows(n, round_) if rows is not None else []
+                if len(layout) != len(replies):
+                    layout = [
+                        (settings.adapter, round_ == 0 and i == 0) for i in range(len(replies))
+                    ]
+                return [
+                    (reply, 0.0 if greedy else temperature, writer)
+                    for reply, (writer, greedy) in zip(replies, layout, strict=True)
+                ]
+            reply = str(generator(text, temperature, round_))
     except Exception as exc:  # a generator failure is one failed attempt, never a crash
-        return [(exc, temperature)]
-    return [(str(reply), temperature) for reply in replies]
+        return [(exc, temperature, settings.adapter)]
+    writer = rows(1, round_)[0][0] if rows is not None else settings.adapter
+    return [(reply, temperature, writer)]
 
 
 def _stage(exc: BaseException) -> str:

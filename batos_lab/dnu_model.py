@@ -18,7 +18,8 @@ model ranks highest is kept. :class:`ReturnGuide` leads a body that would end wi
 
 The base model is used with every adapter disabled, unless the generator is given an adapter
 (the JIT adapter ``scripts/train_jit_adapter.py`` trains from the example banks): then that
-expert is made hot and active for the generator's calls.
+expert is made hot and active for the generator's calls. :class:`SharedPool` lets several
+writers (the base model and an adapter) fill one pool between them, each its own share.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "ModelGenerator",
     "NameGuide",
     "ReturnGuide",
+    "SharedPool",
     "body_finished",
     "cut_body",
     "leaving_line",
@@ -510,6 +512,66 @@ class ModelGenerator:
             yield
         finally:
             torch.set_num_threads(threads)
+
+
+class SharedPool:
+    """Several writers fill every pool between them; the pipeline ranks their candidates together.
+
+    The base model and the JIT adapter pass different tasks (each gains some the other loses),
+    so a pool shared between them holds right candidates for more messages than either alone.
+    A pool of ``n`` is cut into consecutive shares, one per writer, as even as ``n`` allows
+    (the first writers take the remainder; a writer whose share is empty writes nothing). On
+    round 0 every share starts with its writer's greedy reply. :meth:`rows` says who writes
+    which row, so each attempt and the provenance can name the writer of a candidate.
+
+    Args:
+        writers: the generators, in order (at least one); each keeps its own adapter and seed.
+
+    Raises:
+        ValueError: no writer, or two writers with the same adapter.
+    """
+
+    def __init__(self, writers: Sequence[ModelGenerator]) -> None:
+        self.writers = list(writers)
+        if not self.writers:
+            raise ValueError("A shared pool needs at least one writer.")
+        names = [w.adapter for w in self.writers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"A shared pool's writers must differ; got adapters {names!r}.")
+        self.model_id = self.writers[0].model_id
+
+    @property
+    def adapter(self) -> str | None:
+        """The first writer's adapter (its single replies and its judge are this pool's)."""
+        return self.writers[0].adapter
+
+    def shares(self, n: int) -> list[int]:
+        """How many of ``n`` rows each writer writes, in writer order."""
+        base, extra = divmod(n, len(self.writers))
+        return [base + (1 if i < extra else 0) for i in range(len(self.writers))]
+
+    def rows(self, n: int, round_: int) -> list[tuple[str | None, bool]]:
+        """Who writes each of ``n`` rows of a round, and whether that row is greedy."""
+        layout: list[tuple[str | None, bool]] = []
+        for writer, share in zip(self.writers, self.shares(n), strict=True):
+            layout += [(writer.adapter, round_ == 0 and i == 0) for i in range(share)]
+        return layout
+
+    def __call__(self, prompt: str, temperature: float, attempt: int) -> str:
+        """One reply, by the first writer."""
+        return self.writers[0](prompt, temperature, attempt)
+
+    def propose(self, prompt: str, n: int, temperature: float, round_: int) -> list[str]:
+        """Each writer's share of ``n`` bodies, in writer order (round 0: greedy first in each)."""
+        replies: list[str] = []
+        for writer, share in zip(self.writers, self.shares(n), strict=True):
+            if share:
+                replies += writer.propose(prompt, share, temperature, round_)
+        return replies
+
+    def judge(self, context: str, endings: list[str]) -> list[float]:
+        """Score endings with the first writer's model, so ties are judged by one model."""
+        return self.writers[0].judge(context, endings)
 
 
 def _record_id(core: Any) -> str:

@@ -5,10 +5,12 @@ Run: python -m benchmarks.jit_suite            (the embedded model, adapters off
      python -m benchmarks.jit_suite --cycle     (JIT mode and cycle mode, side by side)
      python -m benchmarks.jit_suite --reference (hand-written references: checks the harness)
      python -m benchmarks.jit_suite --adapter JIT (the JIT adapter writes: jit_suite_JIT.md)
+     python -m benchmarks.jit_suite --adapter JIT --with-base (base and adapter share each pool)
 
 Writes benchmarks/results/jit_suite.md (``--cycle``: jit_suite_cycle.md; ``--adapter NAME``:
-jit_suite_NAME.md, base and adapter side by side). The generator is a parameter of
-:func:`run`, so any model or adapter can be measured on exactly the same tasks.
+jit_suite_NAME.md, base and adapter side by side; with ``--with-base``:
+jit_suite_NAME_with_base.md, the base model alone and the shared pool). The generator is a
+parameter of :func:`run`, so any model or adapter can be measured on exactly the same tasks.
 """
 
 from __future__ import annotations
@@ -190,28 +192,34 @@ def summary_rows(columns: list[list[SuiteReport]]) -> list[list[str]]:
     ]
 
 
-def compare_adapter(generator: Any, settings: JITSettings, adapter: str, seeds: int) -> None:
+def compare_adapter(
+    generator: Any, settings: JITSettings, adapter: str, seeds: int, with_base: bool = False
+) -> None:
     """Run both task sets with the base model and with ``adapter``, seed by seed, side by side.
 
     The two writers take turns on each seed (base suite, adapter suite, base held-out, adapter
     held-out), so both meet the same machine; the pipeline and its settings are the same, only
-    the model that writes the bodies (and judges ties) differs.
+    the model that writes the bodies (and judges ties) differs. ``with_base``: the second
+    writer is the pool shared by the base model and the adapter (``JITSettings.with_base``).
     """
     import dataclasses
 
-    from batos_lab.dnu_model import ModelGenerator
+    from batos_lab.dnu_model import ModelGenerator, SharedPool
 
-    tuned = ModelGenerator(generator.core, adapter=adapter)
-    tuned_settings = dataclasses.replace(settings, adapter=adapter)
+    alone = ModelGenerator(generator.core, adapter=adapter)
+    tuned: Any = SharedPool([generator, alone]) if with_base else alone
+    tuned_settings = dataclasses.replace(settings, adapter=adapter, with_base=with_base)
+    label = f"{adapter}+base" if with_base else adapter
     columns: dict[str, list[SuiteReport]] = {
-        "suite, base": [], f"suite, {adapter}": [], "held-out, base": [],
-        f"held-out, {adapter}": [],
+        "suite, base": [], f"suite, {label}": [], "held-out, base": [],
+        f"held-out, {label}": [],
     }  # fmt: skip
+    name = f"jit_suite_{adapter}" + ("_with_base" if with_base else "")
     for seed in range(seeds):
-        generator.seed = tuned.seed = seed
+        generator.seed = alone.seed = seed
         for tasks, where in ((TASKS, "suite"), (HELDOUT, "held-out")):
             columns[f"{where}, base"].append(run_suite(generator, settings, tasks=tasks))
-            columns[f"{where}, {adapter}"].append(run_suite(tuned, tuned_settings, tasks=tasks))
+            columns[f"{where}, {label}"].append(run_suite(tuned, tuned_settings, tasks=tasks))
     rows = summary_rows(list(columns.values()))
 
     def mean_rate(reports: list[SuiteReport]) -> float:
@@ -219,17 +227,17 @@ def compare_adapter(generator: Any, settings: JITSettings, adapter: str, seeds: 
 
     def ratio(where: str) -> str:
         base = mean_rate(columns[f"{where}, base"])
-        return f"{where} {mean_rate(columns[f'{where}, {adapter}']) / max(base, 1e-9):.2f}x"
+        return f"{where} {mean_rate(columns[f'{where}, {label}']) / max(base, 1e-9):.2f}x"
 
     ratios = ", ".join(ratio(where) for where in ("suite", "held-out"))
     tables = []
     for where in ("suite", "held-out"):
         lines = [
-            f"| task | base (seeds passed) | {adapter} (seeds passed) | {adapter}: first failure |",
+            f"| task | base (seeds passed) | {label} (seeds passed) | {label}: first failure |",
             "|---|---|---|---|",
         ]
         base = zip(*(r.results for r in columns[f"{where}, base"]), strict=True)
-        tuned_runs = zip(*(r.results for r in columns[f"{where}, {adapter}"]), strict=True)
+        tuned_runs = zip(*(r.results for r in columns[f"{where}, {label}"]), strict=True)
         for a, b in zip(base, tuned_runs, strict=True):
             error = next((x.error for x in b if not x.ok), "").replace("|", "/")
             lines.append(
@@ -237,15 +245,26 @@ def compare_adapter(generator: Any, settings: JITSettings, adapter: str, seeds: 
                 f"{sum(x.ok for x in b)} / {len(b)} | {' '.join(error.split())[:90]} |"
             )
         tables.append(f"## Per task: {where}\n\n" + "\n".join(lines))
+    writers = ""
+    if with_base:
+        won = [r.writer for c in columns if c.endswith(label) for rep in columns[c]
+               for r in rep.results if r.ok]  # fmt: skip
+        counts = ", ".join(f"{w} {won.count(w)}" for w in sorted(set(won)))
+        writers = f" Writers of the shared pool's passing methods, over both task sets: {counts}."
+    title = (
+        f"JIT suite: the base model alone and a pool shared with the {adapter} adapter"
+        if with_base
+        else f"JIT suite: the base model and the {label} adapter side by side"
+    )
     write_results(
-        f"jit_suite_{adapter}",
-        f"JIT suite: the base model and the {adapter} adapter side by side",
+        name,
+        title,
         ["measure", *columns],
         rows,
         notes=(
             f"Model {settings.model_id}; the same pipeline and settings for both writers "
             f"(first round {settings.first_candidates} candidates over the banks "
-            f"{', '.join(settings.banks)}). Success rate {adapter} / base: {ratios}.\n\n"
+            f"{', '.join(settings.banks)}). Success rate {label} / base: {ratios}.{writers}\n\n"
             + "\n\n".join(tables)
         ),
     )
@@ -340,6 +359,9 @@ def main() -> None:
     )
     parser.add_argument("--adapter", help="an adapter that writes instead of the base model")
     parser.add_argument(
+        "--with-base", action="store_true", help="with --adapter: the base model shares each pool"
+    )
+    parser.add_argument(
         "--adapters-dir", type=Path, help="adapter folders to import (default lora_adapters/)"
     )
     args = parser.parse_args()
@@ -359,7 +381,7 @@ def main() -> None:
         if args.cycle:
             compare_cycle_mode(image, generator, settings)
         elif args.adapter:
-            compare_adapter(generator, settings, args.adapter, args.seeds)
+            compare_adapter(generator, settings, args.adapter, args.seeds, args.with_base)
         else:
             run(generator, settings, seeds=args.seeds)
 

@@ -67,3 +67,66 @@ def test_an_adapter_whose_blob_is_gone_fails_the_message_and_names_it(tiny_image
     assert not box.has_slot("area")
     assert len(tiny_image.root["failures"]) == failures + 1  # written in its own transaction
     dnu.uninstall_generator(tiny_image)
+
+
+def test_with_base_needs_an_adapter() -> None:
+    with pytest.raises(ValueError, match="name one in adapter"):
+        JITSettings(with_base=True)
+
+
+def test_a_shared_pool_gives_each_writer_its_share_greedy_first(tiny_image: Image) -> None:
+    from batos_lab.dnu_model import SharedPool
+    from batos_lab.llm import core_for
+
+    core = core_for(tiny_image)
+    pool = dnu.use_embedded_model(tiny_image, JITSettings(adapter="ONE", with_base=True))
+    assert isinstance(pool, SharedPool) and [w.adapter for w in pool.writers] == [None, "ONE"]
+    assert pool.shares(5) == [3, 2] and pool.shares(1) == [1, 0]
+    assert pool.rows(4, 0) == [(None, True), (None, False), ("ONE", True), ("ONE", False)]
+    assert pool.rows(4, 1) == [(None, False), (None, False), ("ONE", False), ("ONE", False)]
+    for writer in pool.writers:
+        writer.max_new_tokens = 12
+    shared = pool.propose(PROMPT, 4, 0.8, 0)
+    base = ModelGenerator(core, max_new_tokens=12).propose(PROMPT, 2, 0.8, 0)
+    tuned = ModelGenerator(core, max_new_tokens=12, adapter="ONE").propose(PROMPT, 2, 0.8, 0)
+    assert shared == base + tuned  # the same seeded rows as each writer alone
+    with pytest.raises(ValueError, match="must differ"):
+        SharedPool([pool.writers[1], ModelGenerator(core, adapter="ONE")])
+    with pytest.raises(ValueError, match="at least one"):
+        SharedPool([])
+    dnu.uninstall_generator(tiny_image)
+
+
+class _Writer:
+    """A scripted writer: the same body for every row, under its adapter's name."""
+
+    def __init__(self, adapter: str | None, body: str) -> None:
+        self.adapter, self.body, self.model_id = adapter, body, "scripted"
+
+    def __call__(self, prompt: str, temperature: float, attempt: int) -> str:
+        return f"def area(self):\n    {self.body}\n"
+
+    def propose(self, prompt: str, n: int, temperature: float, round_: int) -> list[str]:
+        return [self(prompt, temperature, round_) for _ in range(n)]
+
+    def judge(self, context: str, endings: list[str]) -> list[float]:
+        return [0.0] * len(endings)
+
+
+def test_the_writer_of_the_chosen_candidate_is_recorded(tiny_image: Image) -> None:
+    """The base model's rows fail the trial, the adapter's pass: the method, its provenance
+    and every attempt name who wrote what."""
+    from batos_lab.dnu_model import SharedPool
+
+    pool = SharedPool([_Writer(None, "return self.nope"), _Writer("ONE", "return self.width * 2")])  # type: ignore[list-item]
+    settings = JITSettings(adapter="ONE", with_base=True, banks=("core",), model_id="scripted")
+    dnu.install_generator(tiny_image, pool, settings)
+    box = tiny_image.new("box", width=3)
+    tiny_image.commit("a box")
+    assert box.area() == 6
+    provenance = box.get_slot("area").provenance
+    assert provenance["adapter"] == "ONE"
+    writers = [(a["writer"], a["stage"]) for a in provenance["attempts"]]
+    assert writers == [(None, "trial")] * 4 + [("ONE", "ok")] * 4
+    assert [a["temperature"] for a in provenance["attempts"]] == [0.0, 0.8, 0.8, 0.8] * 2
+    dnu.uninstall_generator(tiny_image)

@@ -58,3 +58,24 @@ def test_a_method_written_by_the_adapter_is_audited_committed_and_recorded(
     assert method.provenance["adapter"] == "JIT"
     assert "self._p_changed = True" in method.source  # the covenant, by the model or the autofix
     assert counter.count == 5
+
+
+def test_a_pool_shared_with_the_base_model_names_the_writer_it_chose(jit_image: Image) -> None:
+    from batos_lab.dnu_model import SharedPool
+
+    pool = dnu.use_embedded_model(jit_image, JITSettings(adapter="JIT", with_base=True))
+    assert isinstance(pool, SharedPool)
+    try:
+        counter = jit_image.new("decrement", count=3)
+        jit_image.commit("a counter")
+        assert counter.decrement() == 2
+        jit_image.commit("the real run's change")
+    finally:
+        dnu.use_embedded_model(jit_image, JITSettings(adapter="JIT"))
+    provenance = counter.get_slot("decrement").provenance
+    first_round = [a for a in provenance["attempts"] if a["round"] == 0]
+    # two banks, four candidates each: two by the base model, then two by the adapter
+    assert [a["writer"] for a in first_round] == [None, None, "JIT", "JIT"] * 2
+    chosen = [a for a in provenance["attempts"] if a.get("chosen")]
+    assert len(chosen) == 1 and provenance["adapter"] == chosen[0]["writer"]
+    assert counter.count == 2

@@ -27,6 +27,7 @@ class TaskResult:
     error: str = ""
     source: str = ""
     rounds: int = 1
+    writer: str = ""  # who wrote the installed method: an adapter's name or "base"
 
 
 @dataclass
@@ -111,14 +112,15 @@ def run_task(image: Image, task: Task, generator: Generator, settings: JITSettin
     tried = list(method.provenance["attempts"]) if method is not None else []
     source = getattr(method, "source", "")
     rounds = _rounds(tried)
+    writer = str(method.provenance.get("adapter") or "base") if method is not None else ""
     if not task.result_ok(result):
         image.abort()
         return TaskResult(
-            task.name, False, len(tried), latency, f"answered {result!r}", source, rounds
+            task.name, False, len(tried), latency, f"answered {result!r}", source, rounds, writer
         )
     ok, why = _state_ok(task, obj)
     image.abort()
-    return TaskResult(task.name, ok, len(tried), latency, why, source, rounds)
+    return TaskResult(task.name, ok, len(tried), latency, why, source, rounds, writer)
 
 
 def _rounds(attempts: list[Any]) -> int:
