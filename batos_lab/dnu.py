@@ -375,7 +375,8 @@ def jit(
     provenance = {
         "author": "jit",
         "model": settings.model_id,
-        "adapter": chosen.get("writer", settings.adapter),
+        "adapter": (writer := chosen.get("writer", settings.adapter)),
+        "adapter_version": _version_of(generator, writer),
         "prompt_sha256": prompt.sha256,
         "prompts_sha256": [p.sha256 for p in prompts],
         "attempts": attempts,
@@ -539,6 +540,17 @@ def _ask(
         return [(exc, temperature, settings.adapter)]
     writer = rows(1, round_)[0][0] if rows is not None else settings.adapter
     return [(reply, temperature, writer)]
+
+
+def _version_of(generator: Generator, adapter: str | None) -> str | None:
+    """``NAME@vN`` of the adapter version that wrote the chosen candidate (None: the base)."""
+    if adapter is None:
+        return None
+    version_of = getattr(generator, "version_of", None)
+    if version_of is not None:
+        return version_of(adapter)  # type: ignore[no-any-return]
+    key = getattr(generator, "version_key", None)
+    return str(key) if key is not None and getattr(generator, "adapter", None) == adapter else None
 
 
 def _stage(exc: BaseException) -> str:

@@ -383,6 +383,8 @@ class ModelGenerator:
         self.threads = threads
         self.seed = seed
         self.adapter = adapter
+        #: ``NAME@vN`` of the adapter version that last wrote or judged (None: the base model)
+        self.version_key: str | None = None
         if adapter is not None:
             core.adapter(adapter)  # an unknown name fails here, not at the first message
         self.model_id = str(getattr(core, "model_id", None) or _record_id(core))
@@ -423,6 +425,7 @@ class ModelGenerator:
             _writer(self.core, self.adapter) as model,
             torch.inference_mode(),
         ):
+            self.version_key = _active_key(self.core, self.adapter)
             input_ids = torch.tensor([ids], device=self.core.input_device())
             cache = model(input_ids=input_ids[:, :-1], use_cache=True).past_key_values
             # samples are drawn from a generator seeded by the prompt and round: the same
@@ -572,6 +575,21 @@ class SharedPool:
     def judge(self, context: str, endings: list[str]) -> list[float]:
         """Score endings with the first writer's model, so ties are judged by one model."""
         return self.writers[0].judge(context, endings)
+
+    def version_of(self, adapter: str | None) -> str | None:
+        """``NAME@vN`` of the version that wrote for ``adapter`` (None: base, or not yet)."""
+        for writer in self.writers:
+            if writer.adapter == adapter:
+                return getattr(writer, "version_key", None)
+        return None
+
+
+def _active_key(core: Any, adapter: str | None) -> str | None:
+    """``NAME@vN`` of the version of ``adapter`` the core activates now (None for the base)."""
+    if adapter is None:
+        return None
+    proxy = core.adapter(adapter)
+    return str(getattr(proxy, "key", None) or adapter)
 
 
 def _record_id(core: Any) -> str:

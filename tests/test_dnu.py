@@ -69,6 +69,7 @@ def test_fenced_reply_with_chatter_is_learned_committed_and_answered(jit_image: 
     method = jit_image["tally"].get_slot("double")
     prov = dict(method.provenance)
     assert prov["author"] == "jit" and prov["model"] == "scripted" and prov["adapter"] is None
+    assert prov["adapter_version"] is None
     assert len(prov["prompt_sha256"]) == 64
     assert [a["stage"] for a in prov["attempts"]] == ["ok"]
     assert gen.temperatures == [0.0]

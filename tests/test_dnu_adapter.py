@@ -39,6 +39,7 @@ def test_the_settings_adapter_writes_and_the_base_model_is_left_as_it_was(
     tuned.max_new_tokens = 12
     with_adapter = tuned.propose(PROMPT, 1, 0.0, 0)
     assert core.memory().active == core.adapter("ONE").key  # the expert was made active
+    assert tuned.version_key == core.adapter("ONE").key and base.version_key is None
     assert with_adapter != before  # a random adapter on a random model changes the greedy text
     assert base.propose(PROMPT, 1, 0.0, 0) == before  # adapters are off again for the base
     dnu.uninstall_generator(tiny_image)
@@ -90,6 +91,7 @@ def test_a_shared_pool_gives_each_writer_its_share_greedy_first(tiny_image: Imag
     base = ModelGenerator(core, max_new_tokens=12).propose(PROMPT, 2, 0.8, 0)
     tuned = ModelGenerator(core, max_new_tokens=12, adapter="ONE").propose(PROMPT, 2, 0.8, 0)
     assert shared == base + tuned  # the same seeded rows as each writer alone
+    assert pool.version_of("ONE") == "ONE@v1" and pool.version_of(None) is None
     with pytest.raises(ValueError, match="must differ"):
         SharedPool([pool.writers[1], ModelGenerator(core, adapter="ONE")])
     with pytest.raises(ValueError, match="at least one"):
@@ -102,6 +104,7 @@ class _Writer:
 
     def __init__(self, adapter: str | None, body: str) -> None:
         self.adapter, self.body, self.model_id = adapter, body, "scripted"
+        self.version_key = None if adapter is None else f"{adapter}@v3"
 
     def __call__(self, prompt: str, temperature: float, attempt: int) -> str:
         return f"def area(self):\n    {self.body}\n"
@@ -125,7 +128,7 @@ def test_the_writer_of_the_chosen_candidate_is_recorded(tiny_image: Image) -> No
     tiny_image.commit("a box")
     assert box.area() == 6
     provenance = box.get_slot("area").provenance
-    assert provenance["adapter"] == "ONE"
+    assert provenance["adapter"] == "ONE" and provenance["adapter_version"] == "ONE@v3"
     writers = [(a["writer"], a["stage"]) for a in provenance["attempts"]]
     assert writers == [(None, "trial")] * 4 + [("ONE", "ok")] * 4
     assert [a["temperature"] for a in provenance["attempts"]] == [0.0, 0.8, 0.8, 0.8] * 2

@@ -56,6 +56,7 @@ def test_a_method_written_by_the_adapter_is_audited_committed_and_recorded(
     jit_image.commit("the real run's change")
     method = counter.get_slot("increment")
     assert method.provenance["adapter"] == "JIT"
+    assert method.provenance["adapter_version"] == "JIT@v1"  # the version, not only the name
     assert "self._p_changed = True" in method.source  # the covenant, by the model or the autofix
     assert counter.count == 5
 
@@ -78,4 +79,6 @@ def test_a_pool_shared_with_the_base_model_names_the_writer_it_chose(jit_image: 
     assert [a["writer"] for a in first_round] == [None, None, "JIT", "JIT"] * 2
     chosen = [a for a in provenance["attempts"] if a.get("chosen")]
     assert len(chosen) == 1 and provenance["adapter"] == chosen[0]["writer"]
+    expected = None if provenance["adapter"] is None else "JIT@v1"
+    assert provenance["adapter_version"] == expected
     assert counter.count == 2
