@@ -161,37 +161,6 @@ def names_ok(tail: str, piece: str, names: Sequence[str]) -> bool:
     return True
 
 
-class RowTexts:
-    """The generated text of each row of a batch, decoded once per decoding step.
-
-    The name guide, the return guide and the stopping check each need every row's text at
-    every step; one decoding shared between them, instead of one each, is what this keeps.
-    Within one ``generate`` call a row's first ``n`` tokens never change, so the batch's
-    length names the step.
-
-    Args:
-        tokenizer: the model's tokenizer.
-        start: the prompt length (generated text begins there).
-    """
-
-    def __init__(self, tokenizer: Any, start: int) -> None:
-        self.tokenizer = tokenizer
-        self.start = start
-        self._shape: tuple[int, ...] = ()
-        self._texts: list[str] = []
-
-    def __call__(self, input_ids: Any) -> list[str]:
-        """Return the generated text of every row of ``input_ids``."""
-        shape = tuple(input_ids.shape)
-        if shape != self._shape:
-            self._texts = [
-                str(self.tokenizer.decode(row[self.start :].tolist(), skip_special_tokens=True))
-                for row in input_ids
-            ]
-            self._shape = shape
-        return self._texts
-
-
 class NameGuide:
     """A logits processor keeping ``self.<name>`` to allowed names (see :func:`names_ok`).
 
@@ -205,27 +174,27 @@ class NameGuide:
         start: the prompt length (generated text begins there).
         names: allowed attribute names.
         width: how many of the likeliest tokens are checked per step.
-        texts: the rows' texts shared with the other checks of the same ``generate`` call.
     """
 
-    def __init__(
-        self, tokenizer: Any, start: int, names: Sequence[str], width: int = 64,
-        texts: RowTexts | None = None,
-    ) -> None:  # fmt: skip
+    def __init__(self, tokenizer: Any, start: int, names: Sequence[str], width: int = 64) -> None:
         self.tokenizer = tokenizer
         self.start = start
         self.names = tuple(names)
         self.width = width
-        self.texts = texts or RowTexts(tokenizer, start)
+
+    def _piece(self, token_id: int) -> str:
+        return str(self.tokenizer.decode([token_id], skip_special_tokens=True))
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        texts = pieces(self.tokenizer)
-        for row, text in enumerate(self.texts(input_ids)):
+        for row in range(input_ids.shape[0]):
+            text = self.tokenizer.decode(
+                input_ids[row, self.start :].tolist(), skip_special_tokens=True
+            )
             tail = text.rsplit("\n", 1)[-1]
             top = torch.topk(scores[row], min(self.width, scores.shape[-1])).indices.tolist()
-            allowed = [t for t in top if t < len(texts) and names_ok(tail, texts[t], self.names)]
+            allowed = [t for t in top if names_ok(tail, self._piece(t), self.names)]
             if len(allowed) == len(top) and not _OPEN_SELF.search(tail):
                 continue
             if not allowed:
@@ -333,16 +302,12 @@ class ReturnGuide:
         tokenizer: the model's tokenizer.
         start: the prompt length (generated text begins there).
         width: how many of the likeliest tokens are checked per step.
-        texts: the rows' texts shared with the other checks of the same ``generate`` call.
     """
 
-    def __init__(
-        self, tokenizer: Any, start: int, width: int = 64, texts: RowTexts | None = None
-    ) -> None:
+    def __init__(self, tokenizer: Any, start: int, width: int = 64) -> None:
         self.tokenizer = tokenizer
         self.start = start
         self.width = width
-        self.texts = texts or RowTexts(tokenizer, start)
         self.eos = tokenizer.eos_token_id
 
         def first(text: str) -> int:
@@ -362,7 +327,10 @@ class ReturnGuide:
         import torch
 
         texts = pieces(self.tokenizer)
-        for row, text in enumerate(self.texts(input_ids)):
+        for row in range(input_ids.shape[0]):
+            text = self.tokenizer.decode(
+                input_ids[row, self.start :].tolist(), skip_special_tokens=True
+            )
             if _RETURN.search(text):
                 continue
             top = torch.topk(scores[row], min(self.width, scores.shape[-1])).indices.tolist()
@@ -481,16 +449,15 @@ class ModelGenerator:
 
         start = input_ids.shape[1]
         processors: list[Any] = []
-        texts = RowTexts(tokenizer, start)  # each step's rows decoded once for all checks
         names = GUIDE_NAMES.get()
         if names:
-            processors.append(NameGuide(tokenizer, start, names, texts=texts))
-        processors.append(ReturnGuide(tokenizer, start, texts=texts))
+            processors.append(NameGuide(tokenizer, start, names))
+        processors.append(ReturnGuide(tokenizer, start))
         kwargs: dict[str, Any] = {
             "max_new_tokens": self.max_new_tokens,
             "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id,
             "eos_token_id": tokenizer.eos_token_id,
-            "stopping_criteria": _stopping(texts),
+            "stopping_criteria": _stopping(tokenizer, start),
         }
         if temperature > 0 and rows > greedy:
             # greedy rows ride in the sampled batch: only their likeliest token survives, so
@@ -685,14 +652,18 @@ def _writer(core: Any, adapter: str | None) -> Iterator[Any]:
         yield peft
 
 
-def _stopping(texts: RowTexts) -> Any:
+def _stopping(tokenizer: Any, start: int) -> Any:
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     class _LeftTheFunction(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             import torch
 
-            done = [body_finished(t) or runaway(t) for t in texts(input_ids)]
+            texts = [
+                tokenizer.decode(row[start:].tolist(), skip_special_tokens=True)
+                for row in input_ids
+            ]
+            done = [body_finished(t) or runaway(t) for t in texts]
             return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     return StoppingCriteriaList([_LeftTheFunction()])

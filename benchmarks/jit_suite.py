@@ -110,11 +110,6 @@ latencies are inflated; run 14 had it alone.
     ranking possible from the pool (a right candidate anywhere) stays near 23 of 35 on the
     suite: the remaining gap to 70% is what the model writes, not how it is chosen.
 19. The table above: line 17's configuration over three seeds.
-20. After the table: each decoding step's rows decoded once for the name guide, the return
-    guide and the stopping check (they decoded every row three times), and the name guide's
-    token pieces read from the cached vocabulary. The same candidates (three messages, pools
-    of four, old and new code interleaved twice in one process); `propose` took 0.76x the
-    time (17.6 s against 23.0 s, on a machine busy with another run).
 """
 
 

@@ -159,37 +159,3 @@ def test_bank_headers_take_json_or_python_literals_and_refuse_the_rest() -> None
         _parse_bank("## lamp {1, 2} switch_off()\ndef switch_off(self):\n    return 1\n")
     with pytest.raises(ValueError, match="bad example header"):
         _parse_bank("## lamp switch_off\ndef switch_off(self):\n    return 1\n")
-
-
-class CountingTokenizer(Tokenizer):
-    """The readable tokenizer, counting how many rows it decodes."""
-
-    def __init__(self) -> None:
-        self.decoded = 0
-
-    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
-        self.decoded += 1
-        return super().decode(ids, skip_special_tokens)
-
-
-def test_row_texts_decode_each_step_once_for_every_check() -> None:
-    """The name guide, the return guide and the stopping check share one decoding per step;
-    a longer batch (the next step) is decoded afresh."""
-    from batos_lab.dnu_model import NameGuide, RowTexts, pieces
-
-    tokenizer = CountingTokenizer()
-    assert pieces(tokenizer) == ["", *PIECES[1:]]  # once per tokenizer
-    tokenizer.decoded = 0
-    texts = RowTexts(tokenizer, start=1)
-    names = NameGuide(tokenizer, 1, ["count"], width=len(PIECES), texts=texts)
-    returns = ReturnGuide(tokenizer, 1, width=len(PIECES), texts=texts)
-    ids = torch.tensor([[X, SELF], [X, RETURN]])
-    scores = torch.zeros((2, len(PIECES)))
-    returns(ids, names(ids, scores.clone()))
-    assert texts(ids) == [" self", " return"]
-    assert tokenizer.decoded == 2  # two rows, decoded once between three readers
-    longer = torch.cat([ids, torch.tensor([[COUNT], [SELF]])], dim=1)
-    assert texts(longer) == [" self.count", " return self"]
-    assert tokenizer.decoded == 4
-    alone = ReturnGuide(tokenizer, 1, width=len(PIECES))  # without shared texts: its own
-    assert alone.texts is not texts and alone.texts(ids) == [" self", " return"]
