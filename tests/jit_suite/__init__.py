@@ -3,7 +3,26 @@
 from __future__ import annotations
 
 from tests.jit_suite.heldout import HELDOUT
-from tests.jit_suite.runner import SuiteReport, TaskResult, run_suite, run_task
+from tests.jit_suite.runner import (
+    Candidate,
+    PoolReport,
+    SuiteReport,
+    TaskResult,
+    pool_of,
+    run_suite,
+    run_task,
+)
 from tests.jit_suite.tasks import TASKS, Task
 
-__all__ = ["HELDOUT", "TASKS", "SuiteReport", "Task", "TaskResult", "run_suite", "run_task"]
+__all__ = [
+    "HELDOUT",
+    "TASKS",
+    "Candidate",
+    "PoolReport",
+    "SuiteReport",
+    "Task",
+    "TaskResult",
+    "pool_of",
+    "run_suite",
+    "run_task",
+]

@@ -92,11 +92,7 @@ def _state_ok(task: Task, obj: UvmObject) -> tuple[bool, str]:
 def run_task(image: Image, task: Task, generator: Generator, settings: JITSettings) -> TaskResult:
     """Send the task's message to a fresh object in ``image`` and check answer and state."""
     install_generator(image, generator, settings)
-    slots: dict[str, Any] = {"name": task.name, **task.slots}
-    obj = UvmObject(**slots)
-    obj.set_slot("parent*", image.root["traits"])
-    image[f"jit_{task.name}"] = obj
-    image.commit(f"jit suite: {task.name}")
+    obj = _fresh(image, task, f"jit_{task.name}")
     started = time.perf_counter()
     try:
         result = getattr(obj, task.selector)(*task.args, **task.kwargs)
@@ -121,6 +117,90 @@ def run_task(image: Image, task: Task, generator: Generator, settings: JITSettin
     ok, why = _state_ok(task, obj)
     image.abort()
     return TaskResult(task.name, ok, len(tried), latency, why, source, rounds, writer)
+
+
+@dataclass
+class Candidate:
+    """One candidate of a task's pools that passed its trial, and whether it answers the task."""
+
+    attempt: int
+    round: int
+    prompt: int
+    greedy: bool
+    writer: str  # an adapter's name or "base"
+    result: str  # the answer's repr on trial
+    votes: int
+    chosen: bool
+    right: bool
+    source: str
+
+
+@dataclass
+class PoolReport:
+    """Every passing candidate one message drew, for measuring the ranking against the pool."""
+
+    task: str
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def chosen_right(self) -> bool:
+        """The installed method answers the task."""
+        return any(c.chosen and c.right for c in self.candidates)
+
+    @property
+    def any_right(self) -> bool:
+        """Some candidate answers the task: the best any ranking of this pool could do."""
+        return any(c.right for c in self.candidates)
+
+
+def pool_of(image: Image, task: Task, generator: Generator, settings: JITSettings) -> PoolReport:
+    """Send the task's message, then check every passing candidate on a fresh object.
+
+    The pipeline keeps one candidate; this says whether each of the others would have been
+    right too (answer and slots afterwards), so a ranking can be measured against its pool.
+    As with :func:`run_task`, the learned method stays committed on the task's object; the
+    real run and every probe are aborted.
+    """
+    obj = _fresh(image, task, f"jit_{task.name}")
+    install_generator(image, generator, settings)
+    try:
+        getattr(obj, task.selector)(*task.args, **task.kwargs)
+        tried = list(obj.get_slot(task.selector).provenance["attempts"])
+    except BatosError as exc:
+        tried = list(getattr(exc, "attempts", []) or [])
+    finally:
+        image.abort()
+    report = PoolReport(task.name)
+    for record in tried:
+        if record.get("stage") != "ok":
+            continue
+        probe = _fresh(image, task, f"jit_probe_{task.name}")
+        try:
+            probe.define(task.selector, record["source"])
+            answer = getattr(probe, task.selector)(*task.args, **task.kwargs)
+            right = task.result_ok(answer) and _state_ok(task, probe)[0]
+        except Exception:  # a candidate that fails off its trial is simply not right
+            right = False
+        finally:
+            image.abort()
+        report.candidates.append(
+            Candidate(
+                record["attempt"], record.get("round", 0), record.get("prompt", 0),
+                record.get("temperature") == 0.0, str(record.get("writer") or "base"),
+                str(record.get("result")), int(record.get("votes", 1)),
+                bool(record.get("chosen")), bool(right), record["source"],
+            )
+        )  # fmt: skip
+    return report
+
+
+def _fresh(image: Image, task: Task, key: str) -> UvmObject:
+    """A committed object holding the task's slots, under ``key`` of the image's root."""
+    obj = UvmObject(**{"name": task.name, **task.slots})
+    obj.set_slot("parent*", image.root["traits"])
+    image[key] = obj
+    image.commit(f"jit suite: {task.name}")
+    return obj
 
 
 def _rounds(attempts: list[Any]) -> int:

@@ -1,0 +1,175 @@
+"""The JIT's ranking against its pools: how often it keeps a right candidate when one is there.
+
+Run: python -m benchmarks.jit_pools                        (the base model; 2 seeds)
+     python -m benchmarks.jit_pools --adapter JIT           (the JIT adapter writes)
+     python -m benchmarks.jit_pools --adapter JIT --with-base  (the pool both writers share)
+     python -m benchmarks.jit_pools --dump pools.jsonl      (every candidate, one task a line)
+
+For each task of the suite and the held-out set the message is sent once per seed, and every
+candidate that passed its trial is run again on a fresh object and checked against the task
+(``tests.jit_suite.pool_of``). The table sets the tasks the installed method answers beside
+the tasks some candidate answers, the most any ranking of the same pools could reach, and the
+list below it names each task where a right candidate was in the pool and lost. ``--dump``
+writes every candidate (outcome, votes, writer, greedy or sampled, right or not), so another
+ranking can be tried on the same pools without the model. Writes
+benchmarks/results/jit_pools.md (``--adapter NAME``: jit_pools_NAME.md, with ``--with-base``
+jit_pools_NAME_with_base.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from batos_lab.dnu import Generator, JITSettings, generator_for
+from benchmarks.common import write_results
+from tests.jit_suite import HELDOUT, TASKS, PoolReport, Task, pool_of
+
+
+def measure(
+    generator: Generator, settings: JITSettings, tasks: list[Task], seed: int
+) -> list[PoolReport]:
+    """The pools of ``tasks`` on one fresh in-memory image, drawn with sampling seed ``seed``."""
+    from batos_lab.dnu import uninstall_generator
+    from batos_lab.image import open_image
+    from batos_lab.objects import set_method_compiler
+    from batos_lab.sandbox import compile_method
+
+    for writer in getattr(generator, "writers", [generator]):
+        if hasattr(writer, "seed"):
+            writer.seed = seed
+    previous = set_method_compiler(compile_method)
+    try:
+        with open_image(None) as image:
+            try:
+                return [pool_of(image, task, generator, settings) for task in tasks]
+            finally:
+                uninstall_generator(image)
+    finally:
+        set_method_compiler(previous)
+
+
+def summary(runs: dict[tuple[str, int], list[PoolReport]]) -> list[list[str]]:
+    """One row per task set and seed: chosen right, some candidate right, and their ratio."""
+    rows = []
+    for (where, seed), reports in runs.items():
+        chosen = sum(r.chosen_right for r in reports)
+        reach = sum(r.any_right for r in reports)
+        rows.append(
+            [
+                where, str(seed), str(len(reports)), f"{chosen} ({chosen / len(reports):.0%})",
+                f"{reach} ({reach / len(reports):.0%})", f"{chosen / max(reach, 1):.2f}",
+            ]
+        )  # fmt: skip
+    return rows
+
+
+def losses(runs: dict[tuple[str, int], list[PoolReport]]) -> str:
+    """A Markdown table of the tasks whose pool held a right candidate the ranking did not keep."""
+    lines = [
+        "| set | seed | task | kept (votes) | right (votes, writers, greedy) |",
+        "|---|---|---|---|---|",
+    ]
+    for (where, seed), reports in runs.items():
+        for report in reports:
+            if report.chosen_right or not report.any_right:
+                continue
+            kept = next((c for c in report.candidates if c.chosen), None)
+            right = [c for c in report.candidates if c.right]
+            kept_text = f"`{cell(kept.result)}` ({kept.votes})" if kept else "nothing installed"
+            writers = ", ".join(sorted({c.writer for c in right}))
+            greedy = "yes" if any(c.greedy for c in right) else "no"
+            lines.append(
+                f"| {where} | {seed} | {report.task} | {kept_text} | "
+                f"`{cell(right[0].result)}` ({right[0].votes}, {writers}, {greedy}) |"
+            )
+    return "\n".join(lines)
+
+
+def cell(text: str, width: int = 40) -> str:
+    """``text`` on one line, short enough for a table cell, with no column separator."""
+    flat = " ".join(text.split()).replace("|", "/").replace("`", "'")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def dump(runs: dict[tuple[str, int], list[PoolReport]], path: Path) -> None:
+    """Write every task's candidates as JSON lines (one line per set, seed and task)."""
+    with path.open("w") as handle:
+        for (where, seed), reports in runs.items():
+            for report in reports:
+                record: dict[str, Any] = {
+                    "set": where, "seed": seed, "task": report.task,
+                    "candidates": [dataclasses.asdict(c) for c in report.candidates],
+                }  # fmt: skip
+                handle.write(json.dumps(record) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=2, help="sampling seeds (runs of each set)")
+    parser.add_argument("--adapter", help="an adapter that writes instead of the base model")
+    parser.add_argument(
+        "--with-base", action="store_true", help="with --adapter: the base model shares each pool"
+    )
+    parser.add_argument("--dump", type=Path, help="write every candidate here as JSON lines")
+    args = parser.parse_args()
+    if args.with_base and not args.adapter:
+        parser.error("--with-base needs --adapter")
+    from batos_lab.dnu_model import ModelGenerator, SharedPool
+    from batos_lab.image import open_image
+    from batos_lab.llm import install_model
+
+    with open_image(None) as image:
+        with image.transaction("install the embedded model"):
+            install_model(image)
+        entry = generator_for(image)
+        if entry is None:
+            raise SystemExit("No embedded model is available: install it first (batos model).")
+        base, settings = entry
+        generator: Any = base
+        name, label = "jit_pools", "the base model"
+        if args.adapter:
+            tuned = ModelGenerator(base.core, adapter=args.adapter)  # type: ignore[attr-defined]
+            generator = SharedPool([base, tuned]) if args.with_base else tuned  # type: ignore[list-item]
+            settings = dataclasses.replace(settings, adapter=args.adapter, with_base=args.with_base)
+            name += f"_{args.adapter}" + ("_with_base" if args.with_base else "")
+            label = (
+                f"the pool shared by the base model and {args.adapter}"
+                if args.with_base
+                else args.adapter
+            )
+        runs: dict[tuple[str, int], list[PoolReport]] = {}
+        for seed in range(args.seeds):
+            for where, tasks in (("suite", TASKS), ("held-out", HELDOUT)):
+                runs[(where, seed)] = measure(generator, settings, list(tasks), seed)
+    if args.dump:
+        dump(runs, args.dump)
+    write_results(
+        name,
+        f"JIT ranking against its pools: {label}",
+        [
+            "set",
+            "seed",
+            "tasks",
+            "installed method right",
+            "some candidate right",
+            "kept / reachable",
+        ],
+        summary(runs),
+        notes=(
+            f"Model {settings.model_id}; first round {settings.first_candidates} candidates over "
+            f"the banks {', '.join(settings.banks)}. 'Some candidate right' is the most any "
+            "ranking of the same pools could reach.\n\n## Right candidates the ranking did not "
+            "keep\n\n" + losses(runs)
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Measuring the JIT's ranking against its pools, on a scripted writer whose votes tie."""
+
+from __future__ import annotations
+
+from batos_lab.dnu import JITSettings
+from batos_lab.image import open_image
+from batos_lab.objects import set_method_compiler
+from batos_lab.sandbox import compile_method
+from benchmarks.jit_pools import cell, losses, summary
+from tests.jit_suite import TASKS, pool_of
+
+AREA = next(t for t in TASKS if t.name == "area")  # width 3, height 4: the area is 12
+
+
+class TiedWriter:
+    """Writes a right and a wrong body by turns; the judge prefers the wrong answer (7)."""
+
+    model_id = "scripted"
+
+    def __call__(self, prompt: str, temperature: float, attempt: int) -> str:
+        return self.propose(prompt, 1, temperature, attempt)[0]
+
+    def propose(self, prompt: str, n: int, temperature: float, round_: int) -> list[str]:
+        bodies = ["self.width * self.height", "self.width + self.height"]
+        return [f"def area(self):\n    return {bodies[i % 2]}\n" for i in range(n)]
+
+    def judge(self, context: str, endings: list[str]) -> list[float]:
+        return [1.0 if ending.startswith("7") else 0.0 for ending in endings]
+
+
+def test_a_right_candidate_the_ranking_lost_is_reported() -> None:
+    settings = JITSettings(banks=("core",), first_candidates=4, model_id="scripted")
+    previous = set_method_compiler(compile_method)
+    try:
+        with open_image(None) as image:
+            report = pool_of(image, AREA, TiedWriter(), settings)
+            assert image["jit_area"].area() == 7  # the judge's choice was installed
+            assert not image["jit_probe_area"].has_slot("area")  # each probe was aborted
+    finally:
+        set_method_compiler(previous)
+    assert [c.right for c in report.candidates] == [True, False, True, False]
+    assert [c.result for c in report.candidates] == ["12", "7", "12", "7"]
+    assert [c.chosen for c in report.candidates] == [False, True, False, False]
+    assert [c.greedy for c in report.candidates] == [True, False, False, False]
+    assert {c.votes for c in report.candidates} == {2} and {
+        c.writer for c in report.candidates
+    } == {"base"}
+    assert report.any_right and not report.chosen_right
+    runs = {("suite", 0): [report]}
+    assert summary(runs) == [["suite", "0", "1", "0 (0%)", "1 (100%)", "0.00"]]
+    assert "| suite | 0 | area | `7` (2) | `12` (2, base, yes) |" in losses(runs)
+
+
+def test_a_pool_with_nothing_right_is_not_a_loss() -> None:
+    """When no candidate answers the task, no ranking could have: the table leaves it out."""
+
+    class Wrong(TiedWriter):
+        def propose(self, prompt: str, n: int, temperature: float, round_: int) -> list[str]:
+            return ["def area(self):\n    return self.width - self.height\n"] * n
+
+    settings = JITSettings(banks=("core",), first_candidates=2, model_id="scripted")
+    previous = set_method_compiler(compile_method)
+    try:
+        with open_image(None) as image:
+            report = pool_of(image, AREA, Wrong(), settings)
+    finally:
+        set_method_compiler(previous)
+    assert report.candidates and not report.any_right and not report.chosen_right
+    assert losses({("suite", 0): [report]}).count("\n") == 1  # the header alone
+
+
+def test_cells_stay_on_one_line_without_separators() -> None:
+    assert cell("a |\n b `c`") == "a / b 'c'"
+    assert cell("x" * 50, width=10) == "x" * 9 + "…"
