@@ -383,7 +383,7 @@ class ModelGenerator:
         self.threads = threads
         self.seed = seed
         self.adapter = adapter
-        #: ``NAME@vN`` of the adapter version that last wrote or judged (None: the base model)
+        #: ``NAME@vN`` of the adapter version that last wrote (None: the base model, or not yet)
         self.version_key: str | None = None
         if adapter is not None:
             core.adapter(adapter)  # an unknown name fails here, not at the first message
@@ -588,8 +588,7 @@ def _active_key(core: Any, adapter: str | None) -> str | None:
     """``NAME@vN`` of the version of ``adapter`` the core activates now (None for the base)."""
     if adapter is None:
         return None
-    proxy = core.adapter(adapter)
-    return str(getattr(proxy, "key", None) or adapter)
+    return str(core.adapter(adapter).key)
 
 
 def _record_id(core: Any) -> str:

@@ -7,7 +7,7 @@ Run: python -m benchmarks.jit_pools                        (the base model; 2 se
 
 For each task of the suite and the held-out set the message is sent once per seed, and every
 candidate that passed its trial is run again on a fresh object and checked against the task
-(``tests.jit_suite.pool_of``). The table sets the tasks the installed method answers beside
+(``tests.jit_suite.run_pools``). The table sets the tasks the installed method answers beside
 the tasks some candidate answers, the most any ranking of the same pools could reach, and the
 list below it names each task where a right candidate was in the pool and lost. ``--dump``
 writes every candidate (outcome, votes, writer, greedy or sampled, right or not), so another
@@ -29,30 +29,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from batos_lab.dnu import Generator, JITSettings, generator_for
 from benchmarks.common import write_results
-from tests.jit_suite import HELDOUT, TASKS, PoolReport, Task, pool_of
+from tests.jit_suite import HELDOUT, TASKS, PoolReport, Task, run_pools
 
 
 def measure(
     generator: Generator, settings: JITSettings, tasks: list[Task], seed: int
 ) -> list[PoolReport]:
     """The pools of ``tasks`` on one fresh in-memory image, drawn with sampling seed ``seed``."""
-    from batos_lab.dnu import uninstall_generator
-    from batos_lab.image import open_image
-    from batos_lab.objects import set_method_compiler
-    from batos_lab.sandbox import compile_method
-
     for writer in getattr(generator, "writers", [generator]):
         if hasattr(writer, "seed"):
             writer.seed = seed
-    previous = set_method_compiler(compile_method)
-    try:
-        with open_image(None) as image:
-            try:
-                return [pool_of(image, task, generator, settings) for task in tasks]
-            finally:
-                uninstall_generator(image)
-    finally:
-        set_method_compiler(previous)
+    return run_pools(generator, settings, tasks)
 
 
 def summary(runs: dict[tuple[str, int], list[PoolReport]]) -> list[list[str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from batos_lab.dnu import JITSettings
 from batos_lab.image import open_image
 from batos_lab.objects import set_method_compiler
@@ -72,3 +74,30 @@ def test_a_pool_with_nothing_right_is_not_a_loss() -> None:
 def test_cells_stay_on_one_line_without_separators() -> None:
     assert cell("a |\n b `c`") == "a / b 'c'"
     assert cell("x" * 50, width=10) == "x" * 9 + "…"
+
+
+def test_run_pools_checks_each_task_on_its_own_object() -> None:
+    """Two tasks on one scratch image: each report is its task's, with the same candidates
+    as :func:`pool_of` gives alone."""
+    from tests.jit_suite import run_pools
+
+    settings = JITSettings(banks=("core",), first_candidates=4, model_id="scripted")
+    reports = run_pools(TiedWriter(), settings, [AREA, AREA])
+    assert [r.task for r in reports] == ["area", "area"]
+    assert [[c.right for c in r.candidates] for r in reports] == [[True, False, True, False]] * 2
+
+
+@pytest.mark.llm
+def test_the_real_models_pool_for_a_counter_holds_the_method_it_keeps(llm_core: object) -> None:
+    """On the embedded model: `increment` is learned at the first round (its greedy reply is
+    right), and the installed candidate is among those the re-check finds right."""
+    from batos_lab.dnu_model import ModelGenerator
+    from tests.jit_suite import run_pools
+
+    generator = ModelGenerator(llm_core)
+    increment = next(t for t in TASKS if t.name == "increment")
+    (report,) = run_pools(generator, JITSettings(model_id=generator.model_id), [increment])
+    assert report.candidates and sum(c.chosen for c in report.candidates) == 1
+    assert report.chosen_right and report.any_right
+    assert {c.writer for c in report.candidates} == {"base"}
+    assert any(c.greedy and c.right for c in report.candidates)

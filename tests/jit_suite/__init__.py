@@ -9,6 +9,7 @@ from tests.jit_suite.runner import (
     SuiteReport,
     TaskResult,
     pool_of,
+    run_pools,
     run_suite,
     run_task,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "Task",
     "TaskResult",
     "pool_of",
+    "run_pools",
     "run_suite",
     "run_task",
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,17 +222,29 @@ def run_suite(
     mode and give it a Mind, for instance).
     """
     settings = settings or JITSettings()
+    with _scratch_image(prepare) as image:
+        return SuiteReport([run_task(image, task, generator, settings) for task in tasks])
+
+
+def run_pools(
+    generator: Generator, settings: JITSettings, tasks: Iterable[Task] = TASKS
+) -> list[PoolReport]:
+    """Every passing candidate of ``tasks`` (:func:`pool_of`), on one in-memory image."""
+    with _scratch_image() as image:
+        return [pool_of(image, task, generator, settings) for task in tasks]
+
+
+@contextlib.contextmanager
+def _scratch_image(prepare: Callable[[Image], None] | None = None) -> Iterator[Image]:
+    """A fresh in-memory image that compiles methods in the sandbox, its generator removed after."""
     previous = set_method_compiler(compile_method)
-    report = SuiteReport()
     try:
         with open_image(None) as image:
             if prepare is not None:
                 prepare(image)
             try:
-                for task in tasks:
-                    report.results.append(run_task(image, task, generator, settings))
+                yield image
             finally:
                 uninstall_generator(image)
     finally:
         set_method_compiler(previous)
-    return report
