@@ -4,6 +4,7 @@ Run: python -m benchmarks.jit_pools                        (the base model; 2 se
      python -m benchmarks.jit_pools --adapter JIT           (the JIT adapter writes)
      python -m benchmarks.jit_pools --adapter JIT --with-base  (the pool both writers share)
      python -m benchmarks.jit_pools --dump pools.jsonl      (every candidate, one task a line)
+     python -m benchmarks.jit_pools --candidates 32         (bigger first pools; reach by size)
 
 For each task of the suite and the held-out set the message is sent once per seed, and every
 candidate that passed its trial is run again on a fresh object and checked against the task
@@ -13,7 +14,9 @@ list below it names each task where a right candidate was in the pool and lost. 
 writes every candidate (outcome, votes, writer, greedy or sampled, right or not), so another
 ranking can be tried on the same pools without the model. Writes
 benchmarks/results/jit_pools.md (``--adapter NAME``: jit_pools_NAME.md, with ``--with-base``
-jit_pools_NAME_with_base.md).
+jit_pools_NAME_with_base.md; ``--candidates N`` adds ``_poolN``). A last table counts the tasks
+some candidate answers when each prompt's share of the first pool is cut to its first rows: how
+the reach grows with the pool.
 """
 
 from __future__ import annotations
@@ -79,6 +82,50 @@ def losses(runs: dict[tuple[str, int], list[PoolReport]]) -> str:
     return "\n".join(lines)
 
 
+def reach_by_size(
+    runs: dict[tuple[str, int], list[PoolReport]], per_prompt: int, prompts: int
+) -> tuple[list[int], list[list[str]]]:
+    """How many tasks some candidate answers when each prompt's share of the first pool is cut.
+
+    Each prompt's rows are its greedy reply, then samples drawn independently, so the first
+    ``k`` rows of a share are a pool of ``k`` per prompt as the pipeline would draw it. Only
+    first-round candidates count (a smaller pool that passed nothing would have retried).
+    Returns the pool sizes (all prompts together) and one row per set and seed.
+    """
+    sizes = sorted({min(k, per_prompt) for k in (1, 2, 4, 8, 16, 32, 64, per_prompt)})
+    rows = []
+    for (where, seed), reports in runs.items():
+        counts = []
+        for k in sizes:
+            reached = sum(
+                any(
+                    c.right and c.round == 0 and c.attempt - c.prompt * per_prompt < k
+                    for c in report.candidates
+                )
+                for report in reports
+            )
+            counts.append(f"{reached} ({reached / len(reports):.0%})")
+        rows.append([where, str(seed), str(len(reports)), *counts])
+    return [k * prompts for k in sizes], rows
+
+
+def reach_section(runs: dict[tuple[str, int], list[PoolReport]], settings: JITSettings) -> str:
+    """The Markdown table of :func:`reach_by_size`, for the results' notes."""
+    prompts = len(settings.banks)
+    sizes, rows = reach_by_size(runs, settings.first_candidates // prompts, prompts)
+    lines = [
+        "\n## Some candidate right, by the size of the first pool",
+        "",
+        f"The first k rows of each of the {prompts} prompts' shares (greedy, then samples): "
+        "the most any ranking could reach with a pool of that size.",
+        "",
+        "| set | seed | tasks | " + " | ".join(f"pool of {n}" for n in sizes) + " |",
+        "|" + "---|" * (3 + len(sizes)),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def cell(text: str, width: int = 40) -> str:
     """``text`` on one line, short enough for a table cell, with no column separator."""
     flat = " ".join(text.split()).replace("|", "/").replace("`", "'")
@@ -105,6 +152,9 @@ def main() -> None:
         "--with-base", action="store_true", help="with --adapter: the base model shares each pool"
     )
     parser.add_argument("--dump", type=Path, help="write every candidate here as JSON lines")
+    parser.add_argument(
+        "--candidates", type=int, help="candidates of the first round (default: the setting, 8)"
+    )
     args = parser.parse_args()
     if args.with_base and not args.adapter:
         parser.error("--with-base needs --adapter")
@@ -131,6 +181,15 @@ def main() -> None:
                 if args.with_base
                 else args.adapter
             )
+        if args.candidates is not None:
+            prompts = len(settings.banks)
+            if args.candidates < 2 * prompts or args.candidates % prompts:
+                parser.error(
+                    f"--candidates must be a multiple of {prompts} (one share per example "
+                    f"bank) and at least {2 * prompts}, got {args.candidates}"
+                )
+            settings = dataclasses.replace(settings, first_candidates=args.candidates)
+            name += f"_pool{args.candidates}"
         runs: dict[tuple[str, int], list[PoolReport]] = {}
         for seed in range(args.seeds):
             for where, tasks in (("suite", TASKS), ("held-out", HELDOUT)):
@@ -153,7 +212,7 @@ def main() -> None:
             f"Model {settings.model_id}; first round {settings.first_candidates} candidates over "
             f"the banks {', '.join(settings.banks)}. 'Some candidate right' is the most any "
             "ranking of the same pools could reach.\n\n## Right candidates the ranking did not "
-            "keep\n\n" + losses(runs)
+            "keep\n\n" + losses(runs) + reach_section(runs, settings)
         ),
     )
 

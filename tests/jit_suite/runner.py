@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batos_lab.dnu import Generator, JITSettings, install_generator, uninstall_generator
+from batos_lab.dnu_prompt import GUIDE_NAMES, ExtractionError, build_prompt, extract_function
 from batos_lab.errors import BatosError
+from batos_lab.guardian import audit
 from batos_lab.image import Image, open_image
 from batos_lab.objects import UvmObject, set_method_compiler
 from batos_lab.sandbox import compile_method
@@ -175,15 +177,7 @@ def pool_of(image: Image, task: Task, generator: Generator, settings: JITSetting
     for record in tried:
         if record.get("stage") != "ok":
             continue
-        probe = _fresh(image, task, f"jit_probe_{task.name}")
-        try:
-            probe.define(task.selector, record["source"])
-            answer = getattr(probe, task.selector)(*task.args, **task.kwargs)
-            right = task.result_ok(answer) and _state_ok(task, probe)[0]
-        except Exception:  # a candidate that fails off its trial is simply not right
-            right = False
-        finally:
-            image.abort()
+        right = answers(image, task, record["source"])
         report.candidates.append(
             Candidate(
                 record["attempt"], record.get("round", 0), record.get("prompt", 0),
@@ -193,6 +187,90 @@ def pool_of(image: Image, task: Task, generator: Generator, settings: JITSetting
             )
         )  # fmt: skip
     return report
+
+
+def answers(image: Image, task: Task, source: str) -> bool:
+    """Tell whether ``source``, defined on a fresh object holding the task's slots, answers it.
+
+    The answer and the slots afterwards are checked; the probe object is aborted either way.
+    A method that fails to compile or to run is simply not right.
+    """
+    probe = _fresh(image, task, f"jit_probe_{task.name}")
+    try:
+        probe.define(task.selector, source)
+        answer = getattr(probe, task.selector)(*task.args, **task.kwargs)
+        return task.result_ok(answer) and _state_ok(task, probe)[0]
+    except Exception:
+        return False
+    finally:
+        image.abort()
+
+
+@dataclass(frozen=True)
+class PromptVariant:
+    """One way of writing the JIT prompt: an example bank, which of its examples, how many.
+
+    ``variant`` 0 shows the ``examples`` best-fitting examples, 1 the next ones, and so on
+    (:func:`batos_lab.dnu_prompt.build_prompt`).
+    """
+
+    bank: str
+    variant: int = 0
+    examples: int = 4
+
+    @property
+    def label(self) -> str:
+        """A short name: bank, slice and count (``core 0 x4``)."""
+        return f"{self.bank} {self.variant} x{self.examples}"
+
+
+@dataclass
+class GreedyReport:
+    """For one task, whether each prompt variant's greedy reply is a right method."""
+
+    task: str
+    right: dict[str, bool] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def greedy_by_prompt(
+    generator: Generator, variants: Iterable[PromptVariant], tasks: Iterable[Task] = TASKS
+) -> list[GreedyReport]:
+    """Ask each variant's prompt for the greedy reply to each task and check it (:func:`answers`).
+
+    The reply goes through the pipeline's extraction and the Guardian (with its autofix), the
+    generator sees the same slot-name guide as the pipeline's first round, and nothing is
+    installed: each reply is checked on a fresh, aborted object. A reply that cannot be
+    extracted or is refused is not right.
+    """
+    variants = list(variants)
+    reports = []
+    with _scratch_image() as image:
+        for task in tasks:
+            obj = _fresh(image, task, f"jit_{task.name}")
+            report = GreedyReport(task.name)
+            for v in variants:
+                prompt = build_prompt(
+                    obj, task.selector, task.args, task.kwargs,
+                    examples=v.examples, variant=v.variant, bank=v.bank,
+                )  # fmt: skip
+                started = time.perf_counter()
+                token = GUIDE_NAMES.set(prompt.names)
+                try:
+                    reply = str(generator(prompt.text, 0.0, 0))
+                finally:
+                    GUIDE_NAMES.reset(token)
+                report.seconds[v.label] = time.perf_counter() - started
+                try:
+                    source = extract_function(reply, task.selector, prompt.header)
+                    source = audit(source, task.selector, autofix=True).source
+                except (ExtractionError, BatosError):  # not extractable, or refused
+                    report.right[v.label] = False
+                    continue
+                report.right[v.label] = answers(image, task, source)
+            image.abort()
+            reports.append(report)
+    return reports
 
 
 def _fresh(image: Image, task: Task, key: str) -> UvmObject:
