@@ -6,8 +6,10 @@ import datetime as _dt
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -48,3 +50,25 @@ def write_results(
     path.write_text(text)
     print(text)
     return path
+
+
+@contextmanager
+def embedded_generator(adapters_dir: Path | None = None) -> Iterator[tuple[Any, Any, Any]]:
+    """An in-memory image with the embedded model installed: (image, generator, settings).
+
+    The generator and settings are the JIT's own (``batos_lab.dnu.generator_for``); both live
+    as long as the image, so measure inside the block. Exits with a clear message when no
+    embedded model can be installed.
+    """
+    from batos_lab.dnu import generator_for
+    from batos_lab.image import open_image
+    from batos_lab.llm import install_model
+
+    with open_image(None) as image:
+        with image.transaction("install the embedded model"):
+            install_model(image, adapters_dir=adapters_dir)
+        entry = generator_for(image)
+        if entry is None:
+            raise SystemExit("No embedded model is available: install it first (batos model).")
+        generator, settings = entry
+        yield image, generator, settings

@@ -30,8 +30,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from batos_lab.dnu import Generator, JITSettings, generator_for
-from benchmarks.common import write_results
+from batos_lab.dnu import Generator, JITSettings
+from benchmarks.common import embedded_generator, write_results
 from tests.jit_suite import HELDOUT, TASKS, PoolReport, Task, run_pools
 
 
@@ -159,16 +159,8 @@ def main() -> None:
     if args.with_base and not args.adapter:
         parser.error("--with-base needs --adapter")
     from batos_lab.dnu_model import ModelGenerator, SharedPool
-    from batos_lab.image import open_image
-    from batos_lab.llm import install_model
 
-    with open_image(None) as image:
-        with image.transaction("install the embedded model"):
-            install_model(image)
-        entry = generator_for(image)
-        if entry is None:
-            raise SystemExit("No embedded model is available: install it first (batos model).")
-        base, settings = entry
+    with embedded_generator() as (_image, base, settings):
         generator: Any = base
         name, label = "jit_pools", "the base model"
         if args.adapter:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from batos_lab.dnu import Generator, generator_for
-from benchmarks.common import write_results
+from batos_lab.dnu import Generator
+from benchmarks.common import embedded_generator, write_results
 from tests.jit_suite import HELDOUT, TASKS, GreedyReport, PromptVariant, greedy_by_prompt
 
 #: the prompts measured: each bank's best four, its next four, two and six
@@ -59,16 +59,7 @@ def measure(generator: Generator) -> dict[str, list[GreedyReport]]:
 
 
 def main() -> None:
-    from batos_lab.image import open_image
-    from batos_lab.llm import install_model
-
-    with open_image(None) as image:
-        with image.transaction("install the embedded model"):
-            install_model(image)
-        entry = generator_for(image)
-        if entry is None:
-            raise SystemExit("No embedded model is available: install it first (batos model).")
-        generator, settings = entry
+    with embedded_generator() as (_image, generator, settings):
         runs = measure(generator)
     labels = [v.label for v in VARIANTS]
     seconds = [s for reports in runs.values() for r in reports for s in r.seconds.values()]

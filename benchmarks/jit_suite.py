@@ -24,8 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from batos_lab.dnu import CandidateGenerator, Generator, JITSettings, generator_for
-from benchmarks.common import write_results
+from batos_lab.dnu import CandidateGenerator, Generator, JITSettings
+from benchmarks.common import embedded_generator, write_results
 from tests.jit_suite import HELDOUT, TASKS, SuiteReport, run_suite
 
 #: how the prompt and decoding came to be what they are (figures from earlier runs, same tasks)
@@ -368,16 +368,7 @@ def main() -> None:
     if args.reference:
         run(_reference, JITSettings(model_id="reference"), name="jit_suite_reference")
         return
-    from batos_lab.image import open_image
-    from batos_lab.llm import install_model
-
-    with open_image(None) as image:
-        with image.transaction("install the embedded model"):
-            install_model(image, adapters_dir=args.adapters_dir)
-        entry = generator_for(image)
-        if entry is None:
-            raise SystemExit("No embedded model is available: install it first (batos model).")
-        generator, settings = entry
+    with embedded_generator(args.adapters_dir) as (image, generator, settings):
         if args.cycle:
             compare_cycle_mode(image, generator, settings)
         elif args.adapter:

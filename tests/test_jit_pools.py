@@ -9,7 +9,7 @@ from batos_lab.image import open_image
 from batos_lab.objects import set_method_compiler
 from batos_lab.sandbox import compile_method
 from benchmarks.jit_pools import cell, losses, reach_by_size, summary
-from tests.jit_suite import TASKS, pool_of
+from tests.jit_suite import TASKS, PoolReport, pool_of
 
 AREA = next(t for t in TASKS if t.name == "area")  # width 3, height 4: the area is 12
 
@@ -28,6 +28,16 @@ class TiedWriter:
 
     def judge(self, context: str, endings: list[str]) -> list[float]:
         return [1.0 if ending.startswith("7") else 0.0 for ending in endings]
+
+
+def _pool(writer: TiedWriter, settings: JITSettings) -> PoolReport:
+    """The area task's pool drawn by ``writer`` on a fresh in-memory image."""
+    previous = set_method_compiler(compile_method)
+    try:
+        with open_image(None) as image:
+            return pool_of(image, AREA, writer, settings)
+    finally:
+        set_method_compiler(previous)
 
 
 def test_a_right_candidate_the_ranking_lost_is_reported() -> None:
@@ -61,12 +71,7 @@ def test_a_pool_with_nothing_right_is_not_a_loss() -> None:
             return ["def area(self):\n    return self.width - self.height\n"] * n
 
     settings = JITSettings(banks=("core",), first_candidates=2, model_id="scripted")
-    previous = set_method_compiler(compile_method)
-    try:
-        with open_image(None) as image:
-            report = pool_of(image, AREA, Wrong(), settings)
-    finally:
-        set_method_compiler(previous)
+    report = _pool(Wrong(), settings)
     assert report.candidates and not report.any_right and not report.chosen_right
     assert losses({("suite", 0): [report]}).count("\n") == 1  # the header alone
 
@@ -86,12 +91,7 @@ def test_reach_by_size_cuts_each_prompts_share_of_the_first_pool() -> None:
             return [f"def area(self):\n    return {b}\n" for b in bodies]
 
     settings = JITSettings(banks=("core", "broad"), first_candidates=4, model_id="scripted")
-    previous = set_method_compiler(compile_method)
-    try:
-        with open_image(None) as image:
-            report = pool_of(image, AREA, SecondPromptSecondRow(), settings)
-    finally:
-        set_method_compiler(previous)
+    report = _pool(SecondPromptSecondRow(), settings)
     assert [(c.prompt, c.right) for c in report.candidates] == [
         (0, False), (0, False), (1, False), (1, True)
     ]  # fmt: skip
