@@ -189,6 +189,8 @@ class NameGuide:
         import torch
 
         for row in range(input_ids.shape[0]):
+            if finished(self.tokenizer, input_ids, row, self.start):
+                continue
             text = self.tokenizer.decode(
                 input_ids[row, self.start :].tolist(), skip_special_tokens=True
             )
@@ -212,13 +214,33 @@ class NameGuide:
 
 
 def keep_only(scores: Any, row: int, tokens: Sequence[int]) -> None:
-    """Leave row ``row`` of ``scores`` only the scores of ``tokens`` (the rest: -inf)."""
+    """Leave row ``row`` of ``scores`` only the scores of ``tokens`` (the rest: -inf).
+
+    When every one of ``tokens`` had already lost its score (an earlier guide ruled it out),
+    the first is kept with score 0: a row must keep one finite score, or sampling the batch
+    fails for every row (``probability tensor contains inf``).
+    """
     import torch
 
     keep = torch.full_like(scores[row], float("-inf"))
     index = torch.tensor(list(tokens), device=scores.device)
     keep[index] = scores[row, index]
+    if not torch.isfinite(keep).any():
+        keep[index[0]] = 0.0
     scores[row] = keep
+
+
+def finished(tokenizer: Any, input_ids: Any, row: int, start: int) -> bool:
+    """Tell whether row ``row`` has ended: its last token, after the prompt, ends the text.
+
+    ``generate`` pads an ended row until the batch is done; its next token is thrown away,
+    so the guides leave it alone.
+    """
+    if input_ids.shape[1] <= start:
+        return False
+    last = int(input_ids[row, -1])
+    pad = getattr(tokenizer, "pad_token_id", None)
+    return last == tokenizer.eos_token_id or (pad is not None and last == pad)
 
 
 class GreedyRows:
@@ -296,7 +318,8 @@ class ReturnGuide:
     that keep writing code inside the function (:func:`writes_code`) keep their scores when
     the likeliest token is one of them; when it is not (the model would stop, leave the
     function or write a blank or comment line) the next token of a ``return`` line at the
-    body's indentation is forced. Rows that have their ``return`` are left alone.
+    body's indentation is forced. Rows that have their ``return``, and rows that have
+    ended, are left alone.
 
     Args:
         tokenizer: the model's tokenizer.
@@ -328,6 +351,8 @@ class ReturnGuide:
 
         texts = pieces(self.tokenizer)
         for row in range(input_ids.shape[0]):
+            if finished(self.tokenizer, input_ids, row, self.start):
+                continue
             text = self.tokenizer.decode(
                 input_ids[row, self.start :].tolist(), skip_special_tokens=True
             )

@@ -12,16 +12,23 @@ import torch
 
 from batos_lab.dnu_model import (
     GreedyRows,
+    NameGuide,
     ReturnGuide,
     body_finished,
     cut_body,
+    keep_only,
     leaving_line,
     runaway,
     writes_code,
 )
 
-PIECES = ["<eos>", "\n   ", "   ", " return", " self", ".count", "\n\n", " #", "\n", "x", "\ndef"]
-EOS, NEW_LINE, INDENT, RETURN, SELF, COUNT, BLANK, COMMENT, NL, X, DEF = range(len(PIECES))
+PIECES = [
+    "<eos>", "\n   ", "   ", " return", " self", ".count", "\n\n", " #", "\n", "x", "\ndef", ".",
+    "count",
+]  # fmt: skip
+EOS, NEW_LINE, INDENT, RETURN, SELF, COUNT, BLANK, COMMENT, NL, X, DEF, DOT, NAME = range(
+    len(PIECES)
+)
 
 
 class Tokenizer:
@@ -159,3 +166,33 @@ def test_bank_headers_take_json_or_python_literals_and_refuse_the_rest() -> None
         _parse_bank("## lamp {1, 2} switch_off()\ndef switch_off(self):\n    return 1\n")
     with pytest.raises(ValueError, match="bad example header"):
         _parse_bank("## lamp switch_off\ndef switch_off(self):\n    return 1\n")
+
+
+def test_keep_only_never_leaves_a_row_without_a_score() -> None:
+    """A token forced where an earlier guide had ruled it out keeps a finite score."""
+    scores = torch.tensor([[1.0, float("-inf"), float("-inf")], [1.0, 2.0, 3.0]])
+    keep_only(scores, 0, [2, 1])
+    assert scores[0].tolist() == [float("-inf"), float("-inf"), 0.0]
+    keep_only(scores, 1, [0, 2])
+    assert scores[1].tolist() == [1.0, float("-inf"), 3.0]
+
+
+def test_the_return_guide_forcing_after_the_name_guide_leaves_the_batch_samplable() -> None:
+    """After `self.` the name guide rules out the new line; when the model would then end the
+    text, the return guide forces that new line. Sampling the batch must not fail on that row
+    (it once failed every row of the batch, the greedy reply among them)."""
+    ids = torch.tensor([[X, SELF, DOT], [X, SELF, DOT]])
+    scores = torch.cat([scores_for(EOS, NAME), scores_for(NAME)])
+    names = NameGuide(Tokenizer(), start=1, names=["count"], width=len(PIECES))
+    out = ReturnGuide(Tokenizer(), start=1, width=len(PIECES))(ids, names(ids, scores.clone()))
+    assert torch.isfinite(out).any(-1).all()
+    torch.multinomial(torch.softmax(out / 0.8, -1), 1)  # raises on a row with no score
+
+
+def test_rows_that_have_ended_are_left_alone() -> None:
+    ended = torch.tensor([[X, SELF, COUNT, EOS]])
+    scores = scores_for(BLANK, DEF)
+    out = ReturnGuide(Tokenizer(), start=1, width=len(PIECES))(ended, scores.clone())
+    assert torch.equal(out, scores)
+    names = NameGuide(Tokenizer(), start=1, names=["other"], width=len(PIECES))
+    assert torch.equal(names(torch.tensor([[X, SELF, EOS]]), scores.clone()), scores)
