@@ -52,7 +52,7 @@ from batos_lab.dnu_rank import (
     unused_parameters,
 )
 from benchmarks.common import embedded_generator, write_results
-from tests.jit_suite import HELDOUT, TASKS, Task
+from tests.jit_suite import HELDOUT, TASKS, Task, fresh_object
 
 #: What each dumped candidate must carry to be replayed.
 FIELDS = frozenset({"attempt", "round", "prompt", "right", "source"})
@@ -263,17 +263,6 @@ def _neutral(text: str, selector: str) -> str:
     return re.sub(rf"\b{re.escape(selector)}\b", NEUTRAL, text)
 
 
-def fresh(image: Any, task: Task, key: str) -> Any:
-    """A committed object holding the task's slots under ``key`` (the suite's own objects)."""
-    from batos_lab.objects import UvmObject
-
-    obj = UvmObject(**{"name": task.name, **task.slots})
-    obj.set_slot("parent*", image.root["traits"])
-    image[key] = obj
-    image.commit(f"jit judges: {task.name}")
-    return obj
-
-
 #: A log-probability of an ending after a context (:class:`Scorer`, or a scripted stand-in).
 Score = Callable[[str, str], float]
 
@@ -290,7 +279,7 @@ def replay(
     of ``sizes``.
     """
     task = next(t for t in (*TASKS, *HELDOUT) if t.name == raw["task"])
-    receiver = fresh(image, task, "jit_judges")
+    receiver = fresh_object(image, task, "jit_judges")
     before = data_state(receiver)
     prompts = [build_prompt(receiver, task.selector, task.args, task.kwargs, bank=b) for b in banks]
     image.abort()
@@ -336,7 +325,7 @@ def replay(
 
 def _outcome(image: Any, task: Task, source: str) -> Outcome | None:
     """The candidate's outcome on a fresh object (None when it fails there); aborted after."""
-    probe = fresh(image, task, "jit_judges_probe")
+    probe = fresh_object(image, task, "jit_judges_probe")
     try:
         probe.define(task.selector, source)
         answer = getattr(probe, task.selector)(*task.args, **task.kwargs)
@@ -349,7 +338,7 @@ def _outcome(image: Any, task: Task, source: str) -> Outcome | None:
 
 def _shipped(image: Any, task: Task, pool: list[Pooled], generator: Any) -> int:
     """The candidate ``batos_lab.dnu_rank.choose`` keeps from ``pool`` (its attempt number)."""
-    receiver = fresh(image, task, "jit_judges")
+    receiver = fresh_object(image, task, "jit_judges")
     try:
         passed: list[tuple[dict[str, Any], str, list[str], Outcome]] = [
             ({"attempt": c.attempt}, c.source, [], c.outcome) for c in pool

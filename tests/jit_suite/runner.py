@@ -95,7 +95,7 @@ def _state_ok(task: Task, obj: UvmObject) -> tuple[bool, str]:
 def run_task(image: Image, task: Task, generator: Generator, settings: JITSettings) -> TaskResult:
     """Send the task's message to a fresh object in ``image`` and check answer and state."""
     install_generator(image, generator, settings)
-    obj = _fresh(image, task, f"jit_{task.name}")
+    obj = fresh_object(image, task, f"jit_{task.name}")
     started = time.perf_counter()
     try:
         result = getattr(obj, task.selector)(*task.args, **task.kwargs)
@@ -164,7 +164,7 @@ def pool_of(image: Image, task: Task, generator: Generator, settings: JITSetting
     As with :func:`run_task`, the learned method stays committed on the task's object; the
     real run and every probe are aborted.
     """
-    obj = _fresh(image, task, f"jit_{task.name}")
+    obj = fresh_object(image, task, f"jit_{task.name}")
     install_generator(image, generator, settings)
     try:
         getattr(obj, task.selector)(*task.args, **task.kwargs)
@@ -195,7 +195,7 @@ def answers(image: Image, task: Task, source: str) -> bool:
     The answer and the slots afterwards are checked; the probe object is aborted either way.
     A method that fails to compile or to run is simply not right.
     """
-    probe = _fresh(image, task, f"jit_probe_{task.name}")
+    probe = fresh_object(image, task, f"jit_probe_{task.name}")
     try:
         probe.define(task.selector, source)
         answer = getattr(probe, task.selector)(*task.args, **task.kwargs)
@@ -247,7 +247,7 @@ def greedy_by_prompt(
     reports = []
     with _scratch_image() as image:
         for task in tasks:
-            obj = _fresh(image, task, f"jit_{task.name}")
+            obj = fresh_object(image, task, f"jit_{task.name}")
             report = GreedyReport(task.name)
             for v in variants:
                 prompt = build_prompt(
@@ -273,7 +273,7 @@ def greedy_by_prompt(
     return reports
 
 
-def _fresh(image: Image, task: Task, key: str) -> UvmObject:
+def fresh_object(image: Image, task: Task, key: str) -> UvmObject:
     """A committed object holding the task's slots, under ``key`` of the image's root."""
     obj = UvmObject(**{"name": task.name, **task.slots})
     obj.set_slot("parent*", image.root["traits"])
