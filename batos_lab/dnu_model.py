@@ -49,6 +49,7 @@ __all__ = [
     "runaway",
     "sample_seed",
     "writes_code",
+    "writing_model",
 ]
 
 #: the body opens with a newline and three spaces: one token of the tokenizer, after which
@@ -447,7 +448,7 @@ class ModelGenerator:
         with (
             self._threads(),
             _attention(self.core),
-            _writer(self.core, self.adapter) as model,
+            writing_model(self.core, self.adapter) as model,
             torch.inference_mode(),
         ):
             self.version_key = _active_key(self.core, self.adapter)
@@ -518,7 +519,7 @@ class ModelGenerator:
         with (
             self._threads(),
             _attention(self.core),
-            _writer(self.core, self.adapter) as model,
+            writing_model(self.core, self.adapter) as model,
             torch.inference_mode(),
         ):
             for ending in endings:
@@ -653,7 +654,7 @@ def _attention(core: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _writer(core: Any, adapter: str | None) -> Iterator[Any]:
+def writing_model(core: Any, adapter: str | None) -> Iterator[Any]:
     """Yield the module to generate with: ``adapter`` hot and active, or every adapter off.
 
     Raises:

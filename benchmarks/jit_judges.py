@@ -34,14 +34,14 @@ import copy
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from batos_lab.dnu_model import writing_model
 from batos_lab.dnu_prompt import build_prompt, safe_repr
 from batos_lab.dnu_rank import (
     Outcome,
@@ -211,26 +211,16 @@ def keep(row: Row, pool: list[Pooled], judge: Judge) -> Pooled | None:
 
 
 class Scorer:
-    """Log-probabilities of endings after a context, each context's cache computed once."""
+    """Log-probabilities of endings after a context, each context's cache computed once.
+
+    Scored by the JIT's own writer (:func:`batos_lab.dnu_model.writing_model`): every adapter
+    off, or ``adapter`` active; an adapter whose weights cannot be read raises AdapterError.
+    """
 
     def __init__(self, core: Any, adapter: str | None = None) -> None:
         self.core = core
         self.adapter = adapter
         self._contexts: dict[str, tuple[Any, Any]] = {}  # context: (its cache, last logits)
-
-    @contextmanager
-    def model(self) -> Iterator[Any]:
-        """The module to score with: the adapter active, or every adapter off."""
-        if self.adapter is not None:
-            self.core.activate_expert(self.adapter)
-            yield self.core.peft_model()
-            return
-        peft = self.core.peft_model()
-        if peft is None:
-            yield self.core.generator()
-            return
-        with peft.disable_adapter():
-            yield peft
 
     def __call__(self, context: str, ending: str) -> float:
         """The summed log-probability of ``ending``'s tokens after ``context``'s."""
@@ -239,7 +229,7 @@ class Scorer:
         tokenizer = self.core.tokenizer()
         device = self.core.input_device()
         ids = tokenizer.encode(ending, add_special_tokens=False)
-        with self.model() as model, torch.inference_mode():
+        with writing_model(self.core, self.adapter) as model, torch.inference_mode():
             if context not in self._contexts:
                 if len(self._contexts) >= 4:  # a message's prompts and their neutral readings
                     self._contexts.clear()
